@@ -1,0 +1,271 @@
+"""The ``fute`` command. Exit status: 0 success, 1 some jobs failed, 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fute_kit.errors import FuteError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+class FuteGroup(click.Group):
+    """Loads plugin commands lazily (so ``fute --help`` stays fast) and turns errors into messages."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            from fute_kit.registry import get_registry
+
+            get_registry().host.pm.hook.register_commands(cli=self)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FuteError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=FuteGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("-v", "--verbose", is_flag=True, help="Log every step.")
+@click.version_option(package_name="fute-kit")
+def cli(verbose: bool) -> None:
+    """fute: unified task embeddings for datasets and models (FUTE)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# -- fute plugins ------------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """Installed plugins, what each registers, and load errors."""
+    from fute_kit.components import KINDS
+    from fute_kit.registry import get_registry
+
+    registry = get_registry()
+    rows: dict[str, dict[str, Any]] = {}
+    for name, info in registry.host.infos.items():
+        rows[name] = {
+            "name": name,
+            "module": info.module,
+            "distribution": info.distribution,
+            "version": info.version,
+            "builtin": info.builtin,
+            "registers": {},
+            "errors": [],
+        }
+    for kind in KINDS:
+        for spec in registry.specs(kind):
+            entry = rows.setdefault(spec.plugin, {"name": spec.plugin, "registers": {}, "errors": []})
+            entry["registers"].setdefault(kind, []).append(spec.name)
+    for failure in registry.failures:
+        entry = rows.setdefault(failure.plugin, {"name": failure.plugin, "registers": {}, "errors": []})
+        entry["errors"].append({"stage": failure.stage, "error": failure.error})
+    if as_json:
+        click.echo(json.dumps(list(rows.values()), indent=2))
+        return
+    for row in rows.values():
+        version = f" {row.get('version')}" if row.get("version") else ""
+        click.secho(f"{row['name']}{version}", bold=True)
+        for kind, names in sorted(row["registers"].items()):
+            click.echo(f"  {kind}: {', '.join(names)}")
+        for error in row["errors"]:
+            click.secho(f"  FAILED ({error['stage']}): {error['error']}", fg="red")
+
+
+# -- fute run ------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def run(config_path: Path, out_dir: Path, no_progress: bool) -> None:
+    """Run a whole study: DTEs, MTEs, similarities and rankings."""
+    from fute_kit.config import load_config
+    from fute_kit.pipeline import run_study
+
+    config = load_config(config_path)
+    result = run_study(config, out_dir, show_progress=not no_progress)
+    _print_outcomes(result)
+    if result.failures:
+        sys.exit(1)
+
+
+def _print_outcomes(result: Any) -> None:
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if outcome.status == "failed":
+            click.secho(f"FAILED {outcome.kind}:{outcome.name}: {outcome.error}", fg="red", err=True)
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if result.similarity is not None:
+        click.echo(f"similarities: {result.out_dir / 'similarity.csv'}")
+        click.echo(f"rankings:     {result.out_dir / 'rankings.json'}")
+
+
+# -- fute embed ----------------------------------------------------------------------------------
+def _parse_settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as TOML literals (numbers, lists, tables) or plain text."""
+    settings: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint=flag)
+        key, raw = item.split("=", 1)
+        try:
+            settings[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            settings[key.strip()] = raw
+    return settings
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["dataset", "model"]))
+@click.argument("name")
+@click.option("--source", required=True, help="Dataset or model source, e.g. files, builtin, hf.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A source option (repeatable).")
+@click.option("--surrogate", default="minilm", show_default=True)
+@click.option("--method", default="taskemb", show_default=True)
+@click.option("--option", "method_options", multiple=True, metavar="KEY=VALUE", help="A method option.")
+@click.option(
+    "--unlabeled",
+    "unlabeled",
+    multiple=True,
+    metavar="KEY=VALUE",
+    default=("source=builtin", "name=unlabeled"),
+    show_default=True,
+    help="U for model embeddings.",
+)
+@click.option("--out", "out_dir", default="fute-out", show_default=True, type=click.Path(path_type=Path))
+@click.option("--no-progress", is_flag=True)
+def embed(
+    kind: str,
+    name: str,
+    source: str,
+    settings: tuple[str, ...],
+    surrogate: str,
+    method: str,
+    method_options: tuple[str, ...],
+    unlabeled: tuple[str, ...],
+    out_dir: Path,
+    no_progress: bool,
+) -> None:
+    """Embed one dataset or one model (stored under OUT/embeddings)."""
+    from fute_kit.config import parse_config
+    from fute_kit.pipeline import run_study
+
+    entry = {"name": name, "source": source, **_parse_settings(settings, "--set")}
+    data: dict[str, Any] = {
+        "space": {"surrogate": surrogate, "method": method, "options": _parse_settings(method_options, "--option")},
+        "datasets" if kind == "dataset" else "models": [entry],
+    }
+    if kind == "model":
+        data["unlabeled"] = _parse_settings(unlabeled, "--unlabeled")
+    config = parse_config(data, path="command line")
+    result = run_study(config, out_dir, show_progress=not no_progress)
+    _print_outcomes(result)
+    if result.failures:
+        sys.exit(1)
+
+
+# -- fute similarity -------------------------------------------------------------------------------
+@cli.command()
+@click.option(
+    "--store",
+    "store_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An embeddings folder (a run's OUT/embeddings, or OUT itself).",
+)
+@click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
+@click.option("--metric", default=None, help="Metric name (default: the method's declared metric).")
+@click.option("--option", "metric_options", multiple=True, metavar="KEY=VALUE")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="CSV file.")
+def similarity(
+    store_dir: Path, space_id: str | None, metric: str | None, metric_options: tuple[str, ...], out_path: Path | None
+) -> None:
+    """A similarity matrix over stored embeddings of one space."""
+    from fute_kit.errors import DataError
+    from fute_kit.similarity import similarity_matrix
+
+    store = _open_store(store_dir)
+    spaces = store.spaces()
+    if space_id is None:
+        if len(spaces) != 1:
+            ids = ", ".join(f"{s.id} ({s.describe()})" for s in spaces) or "none"
+            raise DataError(f"{store.root} holds {len(spaces)} spaces; choose one with --space: {ids}")
+        space_id = spaces[0].id
+    embeddings = store.load_all(space_id)
+    if not embeddings:
+        raise DataError(f"no embeddings of space {space_id!r} in {store.root}")
+    matrix = similarity_matrix(embeddings, metric, _parse_settings(metric_options, "--option"))
+    if out_path:
+        matrix.write(out_path)
+        click.echo(f"wrote {out_path}")
+    else:
+        click.echo(matrix.to_csv(), nl=False)
+
+
+def _open_store(path: Path) -> Any:
+    from fute_kit.store import EmbeddingStore
+
+    return EmbeddingStore(path / "embeddings" if (path / "embeddings").is_dir() else path)
+
+
+# -- fute store -----------------------------------------------------------------------------------
+@cli.group()
+def store() -> None:
+    """Inspect an embedding store."""
+
+
+@store.command("ls")
+@click.argument("store_dir", type=click.Path(file_okay=False, path_type=Path), default="fute-out")
+@click.option("--json", "as_json", is_flag=True)
+def store_ls(store_dir: Path, as_json: bool) -> None:
+    """List stored embeddings: space, kind, subject, shape, time."""
+    entries = _open_store(store_dir).entries()
+    if as_json:
+        import attrs
+
+        rows = [attrs.asdict(e) | {"path": str(e.path), "shape": list(e.shape)} for e in entries]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not entries:
+        click.echo(f"no embeddings in {store_dir}")
+        return
+    click.echo(f"{'space':<13} {'kind':<8} {'subject':<32} {'shape':<12} created")
+    for e in entries:
+        shape = "x".join(map(str, e.shape))
+        click.echo(f"{e.space_id:<13} {e.kind:<8} {e.subject:<32} {shape:<12} {e.created}")
+
+
+def main() -> None:
+    cli(prog_name="fute")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The ``inline`` dataset source: texts and labels written directly in the configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from fute_kit.components import RunContext
+from fute_kit.errors import DataError
+from fute_kit.examples import Examples
+from fute_kit.hookspecs import hookimpl
+from fute_kit.options import option
+
+
+@attrs.frozen
+class InlineDataset:
+    """Texts (and optional labels) given in the configuration itself: small examples and tests."""
+
+    name = "inline"
+
+    texts: list[str] = option(help="the input texts")
+    labels: list[str] | None = option(None, help="one label per text (omit for unlabelled text)")
+    text_pairs: list[str] | None = option(None, help="second texts, for pair tasks")
+
+    def load(self, context: RunContext) -> Examples:
+        if self.labels is None:
+            return Examples(texts=self.texts, text_pairs=self.text_pairs)
+        if len(self.labels) != len(self.texts):
+            raise DataError(f"inline dataset: {len(self.texts)} texts but {len(self.labels)} labels")
+        return Examples.from_hard_labels(self.texts, self.labels, text_pairs=self.text_pairs)
+
+
+@hookimpl
+def register_dataset_sources(register: Any) -> None:
+    register(InlineDataset)
+
+
+@attrs.frozen
+class ConstantModel:
+    """A control "model" that answers every input with the same probabilities (e.g. a label prior).
+
+    If it retrieves a dataset as well as a real model does, the embedding only encodes the number
+    and balance of classes, not the task.
+    """
+
+    name = "constant"
+
+    probabilities: dict[str, float] = option(help="probability of each class, e.g. {positive = 0.6, negative = 0.4}")
+
+    def predict(self, inputs: Examples, context: RunContext) -> Examples:
+        import numpy as np
+
+        names = tuple(self.probabilities)
+        probs = np.array([self.probabilities[n] for n in names], dtype=np.float64)
+        if not names or probs.min() < 0 or probs.sum() <= 0:
+            raise DataError("constant model: probabilities must be non-negative and not all zero")
+        probs = probs / probs.sum()
+        return inputs.with_predictions(np.tile(probs, (len(inputs), 1)), "soft", names)
+
+
+@hookimpl
+def register_model_sources(register: Any) -> None:
+    register(ConstantModel)

@@ -1,0 +1,98 @@
+"""Similarity matrices and rankings over embeddings of one space."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fute_kit.atomic import atomic_write_text
+from fute_kit.embedding import TaskEmbedding, check_same_space
+
+
+@attrs.frozen(eq=False)
+class SimilarityMatrix:
+    """A square similarity matrix with its row/column labels (``dataset:NAME``, ``model:NAME``)."""
+
+    labels: tuple[str, ...] = attrs.field(converter=tuple)
+    values: np.ndarray
+    metric: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        n = len(self.labels)
+        if self.values.shape != (n, n):
+            raise ValueError(f"similarity matrix of shape {self.values.shape} for {n} labels")
+
+    def get(self, a: str, b: str) -> float:
+        return float(self.values[self.labels.index(a), self.labels.index(b)])
+
+    def rankings(self) -> dict[str, list[dict[str, Any]]]:
+        """For every label, the others by decreasing similarity."""
+        result = {}
+        for i, label in enumerate(self.labels):
+            order = [j for j in np.argsort(-self.values[i], kind="stable") if j != i]
+            result[label] = [{"name": self.labels[j], "similarity": float(self.values[i, j])} for j in order]
+        return result
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["", *self.labels])
+        for label, row in zip(self.labels, self.values, strict=True):
+            writer.writerow([label, *(f"{v:.6f}" for v in row)])
+        return buffer.getvalue()
+
+    @classmethod
+    def from_csv(cls, path: str | Path, metric: str = "") -> SimilarityMatrix:
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        labels = rows[0][1:]
+        values = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+        return cls(labels, values, metric)
+
+    def write(self, csv_path: str | Path, rankings_path: str | Path | None = None) -> None:
+        atomic_write_text(csv_path, self.to_csv())
+        if rankings_path is not None:
+            atomic_write_text(rankings_path, json.dumps(self.rankings(), indent=2))
+
+
+def similarity_matrix(
+    embeddings: Sequence[TaskEmbedding],
+    metric: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    ignore_options: Iterable[str] = (),
+    registry: Any = None,
+) -> SimilarityMatrix:
+    """Compare embeddings of one space with a registered metric.
+
+    Without ``metric``, the metric the method declares (``default_metric``) is used.
+    ``ignore_options`` allows comparing across spaces that differ only in those options
+    (for example ``("seed",)`` for a seed-stability study).
+    """
+    from fute_kit.registry import get_registry
+
+    registry = registry or get_registry()
+    space = check_same_space(embeddings, ignore=ignore_options)
+    if metric is None:
+        metric, default_options = default_metric_for(space.method, registry)
+        options = {**default_options, **dict(options or {})}
+    component = registry.build("metric", metric, options)
+    values = np.asarray(component.matrix([e.array for e in embeddings]), dtype=np.float64)
+    return SimilarityMatrix([e.label for e in embeddings], values, metric)
+
+
+def default_metric_for(method: str, registry: Any) -> tuple[str, dict[str, Any]]:
+    """The metric (name, options) a method declares for its embeddings; cosine otherwise."""
+    if registry.has("method", method):
+        declared = getattr(registry.get("method", method).cls, "default_metric", None)
+        if declared:
+            name, opts = declared
+            return name, dict(opts)
+    return "cosine", {}

@@ -1,0 +1,141 @@
+"""The ``fute`` command, run in-process with click's runner and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from fute_kit.cli import cli
+from fute_kit.registry import Registry
+
+
+def _toml(data: dict[str, Any]) -> str:
+    """A tiny TOML writer for the test configs (strings, numbers, bools, lists, inline tables)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
+        raise TypeError(v)
+
+    lines = []
+    for section, body in data.items():
+        for table in body if isinstance(body, list) else [body]:
+            lines.append(f"[[{section}]]" if isinstance(body, list) else f"[{section}]")
+            lines += [f"{k} = {value(v)}" for k, v in table.items()]
+    text = "\n".join(lines) + "\n"
+    assert tomllib.loads(text) == data
+    return text
+
+
+def test_run_and_rerun(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    config = tmp_path / "study.toml"
+    config.write_text(_toml(study_config))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "4 computed" in result.output and (tmp_path / "out" / "similarity.csv").exists()
+    again = runner.invoke(cli, ["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert "4 reused" in again.output
+    listing = runner.invoke(cli, ["store", "ls", str(tmp_path / "out")])
+    assert listing.exit_code == 0 and "good-detector" in listing.output
+    as_json = json.loads(runner.invoke(cli, ["store", "ls", str(tmp_path / "out"), "--json"]).output)
+    assert len(as_json) == 4
+    matrix = runner.invoke(cli, ["similarity", "--store", str(tmp_path / "out"), "--metric", "dot"])
+    assert (
+        matrix.exit_code == 0
+        and matrix.output.splitlines()[0] == ",dataset:flipped,dataset:reviews,model:good-detector,model:prior"
+    )
+
+
+def test_bad_config_exits_2_with_every_problem(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    study_config["datasets"][0]["source"] = "nope"
+    study_config["models"][0]["keyword"] = 3
+    config = tmp_path / "study.toml"
+    config.write_text(_toml(study_config))
+    result = CliRunner().invoke(cli, ["run", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "2 problem(s)" in result.output and "'nope'" in result.output and "key 'keyword'" in result.output
+    assert not (tmp_path / "out").exists()  # validation happens before any work
+
+
+def test_failed_job_exits_1(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    study_config["models"][0]["fail"] = True
+    config = tmp_path / "study.toml"
+    config.write_text(_toml(study_config))
+    result = CliRunner().invoke(cli, ["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 1 and "FAILED model:good-detector" in result.output
+    assert "3 computed" in result.output
+
+
+def test_embed_one_dataset(toy_registry: Registry, tmp_path: Path) -> None:
+    args = [
+        "embed",
+        "dataset",
+        "tiny",
+        "--source",
+        "inline",
+        "--set",
+        'texts=["a b", "c", "d e f"]',
+        "--set",
+        'labels=["x", "y", "x"]',
+        "--surrogate",
+        "none",
+        "--method",
+        "label-stats",
+        "--option",
+        "buckets=2",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "1 computed" in result.output
+
+
+def test_plugins_json_lists_registrations_and_failures(fute_registry: Any) -> None:
+    from conftest import BrokenPlugin, ToyPlugin
+
+    fute_registry(ToyPlugin(), BrokenPlugin())
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    toy = next(r for r in rows.values() if "method" in r["registers"])
+    assert toy["registers"]["method"] == ["label-stats"]
+    broken = next(r for r in rows.values() if r["errors"])
+    assert "this plugin is broken" in broken["errors"][0]["error"]
+
+
+@pytest.mark.parametrize("command", [["--help"], ["plugins"]])
+def test_real_command_is_fast_and_never_imports_torch(command: list[str]) -> None:
+    code = (
+        "import sys, runpy; sys.argv = ['fute', *sys.argv[1:]];"
+        "from fute_kit.cli import cli\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'transformers' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout or "inline" in done.stdout
+
+
+def test_import_never_pulls_heavy_libraries() -> None:
+    heavy = "{'torch', 'transformers', 'datasets', 'openai'}"
+    code = f"import fute_kit, sys; fute_kit.get_registry(); assert not {heavy} & set(sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,122 @@
+"""Studies from configuration: validation, outputs, reruns, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fute_kit.config import parse_config
+from fute_kit.errors import ConfigError
+from fute_kit.pipeline import run_study
+from fute_kit.registry import Registry
+
+
+def test_study_writes_matrix_rankings_and_store(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    config = parse_config(study_config, toy_registry)
+    result = run_study(config, tmp_path, registry=toy_registry, show_progress=False)
+    assert [o.status for o in result.outcomes] == ["computed"] * 4
+    with open(tmp_path / "similarity.csv") as handle:
+        rows = list(csv.reader(handle))
+    labels = ["dataset:reviews", "dataset:flipped", "model:good-detector", "model:prior"]
+    assert rows[0] == ["", *labels] and [r[0] for r in rows[1:]] == labels
+    assert float(rows[1][1]) == pytest.approx(1.0)
+    rankings = json.loads((tmp_path / "rankings.json").read_text())
+    datasets_by_similarity = [r["name"] for r in rankings["model:good-detector"] if r["name"].startswith("dataset:")]
+    assert datasets_by_similarity == ["dataset:reviews", "dataset:flipped"]  # it behaves like its own task
+    assert (tmp_path / "run.log").read_text().count("computed") == 4
+    assert len(list((tmp_path / "predictions").glob("*.safetensors"))) == 2
+
+
+def test_rerun_recomputes_nothing(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    config = parse_config(study_config, toy_registry)
+    run_study(config, tmp_path, registry=toy_registry, show_progress=False)
+    again = run_study(config, tmp_path, registry=toy_registry, show_progress=False)
+    assert [o.status for o in again.outcomes] == ["reused"] * 4
+
+
+def test_changed_data_gives_a_new_embedding(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    study_config["datasets"][0]["labels"] = study_config["datasets"][0]["labels"][::-1]
+    again = run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    assert [o.status for o in again.outcomes] == ["computed", "reused", "reused", "reused"]
+
+
+def test_failing_model_does_not_stop_the_others(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    study_config["models"].insert(0, {"name": "crashy", "source": "keyword", "keyword": "x", "fail": True})
+    result = run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    statuses = {o.name: o.status for o in result.outcomes}
+    assert statuses == {
+        "reviews": "computed",
+        "flipped": "computed",
+        "crashy": "failed",
+        "good-detector": "computed",
+        "prior": "computed",
+    }
+    assert "model crashed on purpose" in result.failures[0].error
+    assert "model:crashy" not in result.similarity.labels
+    assert "crashy failed" in (tmp_path / "run.log").read_text()
+
+
+def test_all_config_problems_are_reported_at_once(toy_registry: Registry, study_config: dict) -> None:
+    study_config["space"]["options"] = {"bucketz": 2}
+    study_config["datasets"][0]["source"] = "inlin"
+    study_config["datasets"][1]["texts"] = "not a list"
+    study_config["models"][0].pop("keyword")
+    study_config["models"].append({"source": "keyword", "keyword": "a"})
+    study_config["similarity"] = {"metric": "cosinus"}
+    with pytest.raises(ConfigError) as info:
+        parse_config(study_config, toy_registry, "study.toml")
+    text = "\n".join(info.value.problems)
+    assert "[space] options: key 'bucketz': unknown key (did you mean buckets?)" in text
+    assert "[[datasets]] entry 1 ('reviews'): unknown dataset source 'inlin'; did you mean 'inline'?" in text
+    assert "[[datasets]] entry 2 ('flipped'): key 'texts': expected list[str]" in text
+    assert "[[models]] entry 1 ('good-detector'): key 'keyword': missing required key" in text
+    assert "[[models]] entry 3: key 'name': missing" in text
+    assert "[similarity]" in text and "cosinus" in text
+    assert len(info.value.problems) == 6
+
+
+def test_models_need_unlabeled_text(toy_registry: Registry, study_config: dict) -> None:
+    del study_config["unlabeled"]
+    with pytest.raises(ConfigError, match=r"\[unlabeled\]: missing section"):
+        parse_config(study_config, toy_registry)
+
+
+def test_prompts_table_expands_to_one_model_per_prompt(toy_registry: Registry, study_config: dict) -> None:
+    study_config["models"] = [
+        {"name": "kw", "source": "keyword", "prompts": {"a": {"keyword": "good"}, "b": {"keyword": "bad"}}}
+    ]
+    config = parse_config(study_config, toy_registry)
+    assert [(m.name, m.options["keyword"]) for m in config.models] == [("kw/a", "good"), ("kw/b", "bad")]
+
+
+def test_limit_samples_unlabeled_text(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    study_config["unlabeled"]["limit"] = 5
+    config = parse_config(study_config, toy_registry)
+    assert config.unlabeled is not None and config.unlabeled.limit == 5
+    run_study(config, tmp_path, registry=toy_registry, show_progress=False)
+    sidecars = [json.loads(p.read_text()) for p in tmp_path.glob("embeddings/*/model/*.json")]
+    assert {s["provenance"]["n_examples"] for s in sidecars} == {5}
+
+
+def test_method_default_metric_is_used(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    result = run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    assert result.similarity is not None and result.similarity.metric == "dot"
+
+
+def test_space_options_are_completed_with_defaults(toy_registry: Registry, study_config: dict) -> None:
+    config = parse_config(study_config, toy_registry)
+    assert config.space.options == {"buckets": 3, "seed": 0}
+
+
+def test_provenance_is_recorded(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    sidecar: dict[str, Any] = json.loads(next(tmp_path.glob("embeddings/*/dataset/reviews--*.json")).read_text())
+    prov = sidecar["provenance"]
+    assert prov["n_examples"] == 8 and prov["source"]["source"] == "inline"
+    assert prov["details"]["surrogate_seen"] == "none" and "fute-kit" in prov["versions"]
+    assert prov["details"]["labels"]["classes"] == {"negative": 4, "positive": 4}
