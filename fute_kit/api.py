@@ -16,11 +16,11 @@ from fute_kit.similarity import SimilarityMatrix, similarity_matrix
 
 def make_space(surrogate: str, method: str, registry: Registry | None = None, **options: Any) -> Space:
     """A space with the method's options validated and completed with their defaults."""
-    import attrs
+    from fute_kit.options import options_of
 
     registry = registry or get_registry()
     spec = registry.get("method", method)
-    return Space(surrogate, spec.name, attrs.asdict(spec.build(options)))
+    return Space(surrogate, spec.name, options_of(spec.build(options)))
 
 
 def embed_dataset(

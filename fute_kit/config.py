@@ -14,7 +14,7 @@ import attrs
 
 from fute_kit.embedding import Space
 from fute_kit.errors import ConfigError, OptionsError, UnknownComponentError
-from fute_kit.options import option_fields
+from fute_kit.options import option_fields, options_of
 from fute_kit.registry import Registry, get_registry
 
 SECTIONS = ("space", "unlabeled", "datasets", "models", "similarity", "executor")
@@ -110,7 +110,7 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
             problems.append("[space]: key 'method': missing (for example 'taskemb')")
         method = component("method", method_name, method_options, "[space]", "[space] options")
         if method is not None and isinstance(surrogate, str) and surrogate:
-            space = Space(surrogate, registry.get("method", method_name).name, attrs.asdict(method))
+            space = Space(surrogate, registry.get("method", method_name).name, options_of(method))
 
     # -- sources ------------------------------------------------------------------------
     def source_ref(entry: Any, section: str, kind: str, index: int | None) -> SourceRef | None:
@@ -140,7 +140,7 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
         built = component(kind, source, options, where)
         if built is None:
             return None
-        return SourceRef(str(name), registry.get(kind, source).name, attrs.asdict(built), limit)
+        return SourceRef(str(name), registry.get(kind, source).name, options_of(built), limit)
 
     unlabeled = None
     if "unlabeled" in data:
@@ -185,7 +185,7 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
                 "metric", metric, opts if isinstance(opts, Mapping) else {}, "[similarity]", "[similarity] options"
             )
             if built is not None:
-                metric, metric_options = registry.get("metric", metric).name, attrs.asdict(built)
+                metric, metric_options = registry.get("metric", metric).name, options_of(built)
     executor, executor_options = "local", {}
     executor_data = data.get("executor")
     if executor_data is not None:
@@ -196,7 +196,7 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
             opts = {k: v for k, v in executor_data.items() if k != "name"}
             built = component("executor", executor, opts, "[executor]")
             if built is not None:
-                executor_options = attrs.asdict(built)
+                executor_options = options_of(built)
 
     if problems or space is None:
         raise ConfigError(problems or ["[space]: invalid"], path or None)

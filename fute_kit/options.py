@@ -113,3 +113,8 @@ def option(default: Any = attrs.NOTHING, *, help: str = "", **kwargs: Any) -> An
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         return attrs.field(default=default, metadata=metadata, **kwargs)
     return attrs.field(default=default, metadata=metadata, **kwargs)
+
+
+def options_of(component: Any) -> dict[str, Any]:
+    """The public options of a component instance (private fields, such as caches, left out)."""
+    return {f.name: getattr(component, f.name) for f in option_fields(type(component))}
