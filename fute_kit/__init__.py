@@ -5,7 +5,7 @@ The core is small and never imports torch: methods, model sources and metrics co
 
 from __future__ import annotations
 
-from fute_kit.api import compare, embed_dataset, embed_model, make_space
+from fute_kit.api import compare, embed_dataset, embed_model, load_dataset, load_model, make_space
 from fute_kit.components import MethodResult, RunContext
 from fute_kit.embedding import Provenance, Space, TaskEmbedding
 from fute_kit.errors import (
@@ -43,6 +43,8 @@ __all__ = [
     "embed_model",
     "get_registry",
     "hookimpl",
+    "load_dataset",
+    "load_model",
     "make_space",
     "option",
 ]

@@ -23,6 +23,26 @@ def make_space(surrogate: str, method: str, registry: Registry | None = None, **
     return Space(surrogate, spec.name, options_of(spec.build(options)))
 
 
+def load_dataset(
+    source: str, *, registry: Registry | None = None, limit: int | None = None, **options: Any
+) -> Examples:
+    """Load examples from a registered dataset source, e.g. ``load_dataset("builtin", name="bbc-topic")``."""
+    registry = registry or get_registry()
+    spec = registry.get("dataset_source", source)
+    if limit is not None:
+        from fute_kit.options import option_fields
+
+        if "limit" in {f.name for f in option_fields(spec.cls)}:
+            options["limit"] = limit
+    examples = spec.build(options).load(RunContext())
+    return examples.sample(limit) if limit is not None else examples
+
+
+def load_model(source: str, *, registry: Registry | None = None, **options: Any) -> Any:
+    """A configured model source, e.g. ``load_model("hf", path="my-classifier")``."""
+    return (registry or get_registry()).build("model_source", source, options)
+
+
 def embed_dataset(
     examples: Examples,
     space: Space,

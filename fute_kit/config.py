@@ -130,9 +130,16 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
             problems.append(f"{where}: key 'source': missing (for example 'files' or 'builtin')")
             return None
         limit = None
-        if registry.has(kind, str(source)) and "limit" in options:
-            cls = registry.get(kind, str(source)).cls
-            if "limit" not in {f.name for f in option_fields(cls)}:
+        fields = (
+            {f.name for f in option_fields(registry.get(kind, str(source)).cls)}
+            if registry.has(kind, str(source))
+            else set()
+        )
+        if "dataset" in fields and "dataset" not in options and isinstance(name, str):
+            # Sources that hold several named datasets (builtin) default to the entry's own name.
+            options["dataset"] = name
+        if fields and "limit" in options:
+            if "limit" not in fields:
                 limit = options.pop("limit")
                 if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
                     problems.append(f"{where}: key 'limit': expected a positive integer, got {limit!r}")

@@ -1,0 +1,178 @@
+"""The ``fute rank``, ``fute evaluate`` and ``fute measure`` commands.
+
+Wired into the ``fute`` group by ``fute_kit.cli`` (``cli.add_command``); heavy work is imported
+inside the commands so ``fute --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fute_kit.selection import CANDIDATE_SETS
+
+
+def _settings(values: tuple[str, ...], flag: str) -> dict:
+    from fute_kit.cli import _parse_settings
+
+    return _parse_settings(values, flag)
+
+
+# -- fute rank ------------------------------------------------------------------------------------
+@click.command()
+@click.argument("target")
+@click.option(
+    "--out-dir",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A finished study folder (fute run --out); its own metric is used by default.",
+)
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An embeddings folder instead of a study (the method's declared metric is used by default).",
+)
+@click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
+@click.option(
+    "--candidates",
+    type=click.Choice(CANDIDATE_SETS),
+    default="all",
+    show_default=True,
+    help="What to rank: datasets, models, prompts (models named LLM/PROMPT) or all.",
+)
+@click.option("--metric", default=None, help="Metric name (default: the study's, else the method's declared one).")
+@click.option("--option", "metric_options", multiple=True, metavar="KEY=VALUE", help="A metric option.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the first K.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def rank(
+    target: str,
+    out_dir: Path | None,
+    store_dir: Path | None,
+    space_id: str | None,
+    candidates: str,
+    metric: str | None,
+    metric_options: tuple[str, ...],
+    top: int | None,
+    as_json: bool,
+) -> None:
+    """Rank stored embeddings by similarity to TARGET (dataset:NAME, model:NAME or a bare name)."""
+    from fute_kit.selection import rank_study
+
+    if (out_dir is None) == (store_dir is None):
+        raise click.UsageError("give exactly one of --out-dir (a study folder) or --store (an embeddings folder)")
+    ranking = rank_study(
+        target,
+        out_dir or store_dir,  # type: ignore[arg-type]
+        candidates,
+        space_id=space_id,
+        metric=metric,
+        metric_options=_settings(metric_options, "--option"),
+        top=top,
+    )
+    if as_json:
+        click.echo(json.dumps(ranking.to_dict(), indent=2))
+        return
+    options = ", ".join(f"{k}={v!r}" for k, v in sorted(ranking.metric_options.items()))
+    metric_text = f"{ranking.metric}({options})" if options else ranking.metric
+    click.echo(f"{candidates} closest to {ranking.target} ({metric_text}; {ranking.space.describe()})")
+    click.echo(ranking.table())
+
+
+# -- fute evaluate --------------------------------------------------------------------------------
+@click.command()
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--truth",
+    "truth_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV with columns target,candidate,score (transfer gains, or each prompt's accuracy).",
+)
+@click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, help="Cut-off of NDCG@k and regret@k.")
+@click.option(
+    "--relevance",
+    type=click.Choice(["minmax", "raw"]),
+    default="minmax",
+    show_default=True,
+    help="NDCG relevance: true scores min-max scaled per target to [0, 1], or as given (non-negative).",
+)
+@click.option(
+    "--textemb",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A TextEmb study folder: adds the baseline ranking by its similarities.",
+)
+@click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of markdown tables.")
+def evaluate(
+    out_dir: Path,
+    truth_path: Path,
+    k: int,
+    relevance: str,
+    textemb: Path | None,
+    space_id: str | None,
+    as_json: bool,
+) -> None:
+    """Compare a study's rankings with true scores (NDCG, regret@k, Spearman, top-1) and baselines.
+
+    Writes OUT/evaluation.json.
+    """
+    from fute_kit.evaluation import evaluate_study, write_evaluation
+
+    evaluation = evaluate_study(out_dir, truth_path, k=k, relevance=relevance, textemb=textemb, space_id=space_id)
+    path = write_evaluation(evaluation, out_dir / "evaluation.json")
+    if as_json:
+        click.echo(json.dumps(evaluation.to_dict(), indent=2))
+    else:
+        click.echo(evaluation.markdown(), nl=False)
+        click.echo(f"\nwrote {path}", err=True)
+
+
+# -- fute measure ---------------------------------------------------------------------------------
+@click.command()
+@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dataset", required=True, help="Name of a labelled [[datasets]] entry of the configuration.")
+@click.option("--split", default=None, help="Override the dataset source's split (e.g. test); default: as configured.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N examples (a reproducible sample).")
+@click.option("--model", "models", multiple=True, help="Only this [[models]] entry (repeatable); default: all.")
+@click.option(
+    "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Truth CSV to write."
+)
+@click.option("--append", is_flag=True, help="Keep the file's rows for other targets and candidates.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def measure(
+    config_path: Path,
+    dataset: str,
+    split: str | None,
+    limit: int | None,
+    models: tuple[str, ...],
+    out_path: Path,
+    append: bool,
+    no_progress: bool,
+) -> None:
+    """Measure the truth: each configured model's (each prompt's) accuracy on a labelled dataset.
+
+    Writes target,candidate,score rows for ``fute evaluate``. This runs the models.
+    """
+    from fute_kit.components import RunContext
+    from fute_kit.config import load_config
+    from fute_kit.evaluation import measure_accuracy, write_truth
+
+    config = load_config(config_path)
+    rows = measure_accuracy(
+        config,
+        dataset,
+        split=split,
+        limit=limit,
+        models=models,
+        context=RunContext(show_progress=not no_progress),
+    )
+    write_truth(rows, out_path, append=append)
+    width = max(len(name) for _, name, _ in rows)
+    click.echo(f"accuracy on {dataset}" + (f" ({split})" if split else ""))
+    for _, name, score in sorted(rows, key=lambda r: -r[2]):
+        click.echo(f"  {name:<{width}}  {score:.4f}")
+    click.echo(f"wrote {out_path}")
