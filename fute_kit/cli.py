@@ -263,6 +263,13 @@ def store_ls(store_dir: Path, as_json: bool) -> None:
         click.echo(f"{e.space_id:<13} {e.kind:<8} {e.subject:<32} {shape:<12} {e.created}")
 
 
+from fute_kit.selection_cli import evaluate, measure, rank  # noqa: E402  (click commands, cheap to import)
+
+cli.add_command(rank)
+cli.add_command(evaluate)
+cli.add_command(measure)
+
+
 def main() -> None:
     cli(prog_name="fute")
 

@@ -138,12 +138,11 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
         if "dataset" in fields and "dataset" not in options and isinstance(name, str):
             # Sources that hold several named datasets (builtin) default to the entry's own name.
             options["dataset"] = name
-        if fields and "limit" in options:
-            if "limit" not in fields:
-                limit = options.pop("limit")
-                if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-                    problems.append(f"{where}: key 'limit': expected a positive integer, got {limit!r}")
-                    limit = None
+        if fields and "limit" in options and "limit" not in fields:
+            limit = options.pop("limit")
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                problems.append(f"{where}: key 'limit': expected a positive integer, got {limit!r}")
+                limit = None
         built = component(kind, source, options, where)
         if built is None:
             return None

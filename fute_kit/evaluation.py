@@ -14,12 +14,14 @@ Metrics (per target, then averaged over targets):
   ideal order: its NDCG is undefined (None) and left out of the means.
 - ``regret@k``: ``(best - best in the top k) / best x 100`` on the raw scores (undefined when the
   best score is not positive, as for transfer gains that are all losses).
-- ``spearman``: rank correlation, ties given their mean rank (undefined for a constant ranking).
+- ``spearman``: rank correlation (ties in the truth get their mean rank; undefined when the truth is
+  constant).
 - ``top1``: 1 when the first-ranked candidate has the best true score.
 - ``best_rank``: position (1 = first) at which the first truly best candidate is ranked.
 
-Ties in a ranking are broken at random; every metric except Spearman is its exact expectation over
-those tie-breaks. The ``random`` baseline is thus computed exactly (everything tied; Spearman 0).
+Ties in a ranking are broken at random and every metric is its exact expectation over those
+tie-breaks (so a constant ranking scores Spearman 0, not "undefined"). The ``random`` baseline is
+thus computed exactly: every candidate tied.
 
 Baselines: ``random``; ``textemb`` (another study's similarities, such as a TextEmb space);
 ``size`` (more examples first, from the embeddings' provenance ``n_examples``); and, for models
@@ -130,6 +132,19 @@ def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -
     return None if denominator == 0 else float(ra @ rb) / denominator
 
 
+def _tie_broken_spearman(predicted: np.ndarray, truth: np.ndarray) -> float | None:
+    """Spearman's rho averaged over random orders of tied predictions (ties in the truth keep mid-ranks).
+
+    A random order of a tie group has the group's mid-rank as its mean and the variance of a full
+    ranking 1..n, so the expectation is cov(mid-ranks, truth ranks) / (sd(1..n) sd(truth ranks)).
+    """
+    ranks, true_ranks = _midranks(predicted), _midranks(truth)
+    centred = true_ranks - true_ranks.mean()
+    positions = np.arange(1, len(predicted) + 1) - (len(predicted) + 1) / 2.0
+    denominator = math.sqrt(float(positions @ positions) * float(centred @ centred))
+    return None if denominator == 0 else float((ranks - ranks.mean()) @ centred) / denominator
+
+
 def relevance_of(truth: np.ndarray, relevance: Relevance = "minmax") -> np.ndarray:
     if relevance == "raw":
         if np.any(truth < 0):
@@ -149,7 +164,7 @@ def ranking_scores(
 ) -> RankingScores:
     """Compare predicted scores (higher = ranked first) with true scores of the same candidates.
 
-    Ties in ``predicted`` are broken at random and each metric but Spearman is its expectation.
+    Ties in ``predicted`` are broken at random and each metric is its expectation over the tie-breaks.
     """
     pred = np.asarray(predicted, dtype=np.float64)
     true = np.asarray(truth, dtype=np.float64)
@@ -182,13 +197,13 @@ def ranking_scores(
             best_rank = start + (len(group) + 1) / (hits + 1)
             break
         start += len(group)
-    return RankingScores(ndcg(n), ndcg(min(k, n)), regret, spearman(pred, true), top1, float(best_rank))
+    rho = _tie_broken_spearman(pred, true)
+    return RankingScores(ndcg(n), ndcg(min(k, n)), regret, rho, top1, float(best_rank))
 
 
 def random_scores(truth: Sequence[float] | np.ndarray, k: int = 3, relevance: Relevance = "minmax") -> RankingScores:
-    """The exact expected scores of a uniformly random order (Spearman's expectation is 0)."""
-    tied = ranking_scores(np.zeros(len(truth)), truth, k, relevance)
-    return attrs.evolve(tied, spearman=0.0)
+    """The exact expected scores of a uniformly random order: every candidate tied."""
+    return ranking_scores(np.zeros(len(truth)), truth, k, relevance)
 
 
 # -- truth ------------------------------------------------------------------------------------------
@@ -197,7 +212,7 @@ def read_truth(path: str | Path) -> dict[str, dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"truth file {path} does not exist (a CSV with columns target,candidate,score)")
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in ("target", "candidate", "score") if c not in columns]
@@ -268,7 +283,7 @@ def label_free_scores(study: Study) -> dict[str, dict[str, float]]:
         if is_prompt(label):
             groups.setdefault(split_label(label)[1].split("/", 1)[0], []).append(label)
     for members in groups.values():
-        names = probs[members[0]][1]
+        names = tuple(sorted(probs[members[0]][1]))  # one fixed class order, so ties break the same way
         n = len(probs[members[0]][0])
         aligned = []
         for label in members:
@@ -386,10 +401,6 @@ def _markdown_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str]) 
     return lines
 
 
-def _resolve_all(names: Sequence[str], labels: Sequence[str], what: str, where: str) -> dict[str, str]:
-    return {name: resolve_label(name, labels, what, where) for name in names}
-
-
 def evaluate_study(
     out_dir: str | Path,
     truth: str | Path | Mapping[str, Mapping[str, float]],
@@ -418,30 +429,40 @@ def evaluate_study(
     label_free = label_free_scores(study)
     targets = []
     notes = []
+    where = f"{out_dir}/similarity.csv"
+    grouped: dict[str, dict[str, tuple[str, float]]] = {}  # target label -> candidate label -> (name, score)
     for target_name, rows in table.items():
-        target = resolve_label(target_name, labels, "target", f"{out_dir}/similarity.csv")
-        resolved = _resolve_all(list(rows), labels, f"candidate of {target_name!r}", f"{out_dir}/similarity.csv")
-        if len(resolved) < 2:
-            notes.append(f"{target}: skipped, it has {len(resolved)} candidate (a ranking needs at least 2)")
+        target = resolve_label(target_name, labels, "target", where)
+        group = grouped.setdefault(target, {})
+        for name, score in rows.items():
+            candidate = resolve_label(name, labels, f"candidate of {target_name!r}", where)
+            if candidate == target:
+                raise DataError(f"truth file: target {target!r} is listed among its own candidates; remove that row")
+            if candidate in group:
+                raise DataError(f"truth file: {target} / {candidate} is given twice (as {group[candidate][0]!r} "
+                                f"and {name!r})")  # fmt: skip
+            group[candidate] = (name, score)
+    for target, group in grouped.items():
+        if len(group) < 2:
+            notes.append(f"{target}: skipped, it has {len(group)} candidate (a ranking needs at least 2)")
             continue
-        if target in resolved.values():
-            raise DataError(f"truth file: target {target!r} is listed among its own candidates; remove that row")
-        cands = list(resolved.values())
-        true = np.array([rows[name] for name in resolved])
+        cands = list(group)
+        true = np.array([score for _, score in group.values()])
         row = matrix.values[labels.index(target)]
         sims = np.array([row[labels.index(c)] for c in cands])
         results = {EMBEDDING: ranking_scores(sims, true, k, relevance), "random": random_scores(true, k, relevance)}
         target_notes = []
         if other is not None:
-            predicted = _textemb_scores(other, target_name, list(resolved))
+            predicted = _textemb_scores(other, target, [name for name, _ in group.values()])
             if isinstance(predicted, str):
                 target_notes.append(f"textemb: {predicted}")
             else:
                 results["textemb"] = ranking_scores(predicted, true, k, relevance)
-        size = np.array([sizes[c] for c in cands])
-        results["size"] = ranking_scores(size, true, k, relevance)
-        if np.all(size == size[0]):
-            target_notes.append("size: every candidate has the same number of examples (the size baseline is random)")
+        if all(c in sizes for c in cands):
+            size = np.array([sizes[c] for c in cands])
+            results["size"] = ranking_scores(size, true, k, relevance)
+            if np.all(size == size[0]):
+                target_notes.append("size: every candidate has the same number of examples (so it ranks as random)")
         for name in LABEL_FREE:
             scores = label_free[name]
             if all(c in scores for c in cands):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from fute_kit.selection import CANDIDATE_SETS
+# fute_kit.selection.CANDIDATE_SETS, repeated so this module imports nothing but click at load time.
+CANDIDATE_SETS = ("datasets", "models", "prompts", "all")
 
 
 def _settings(values: tuple[str, ...], flag: str) -> dict:

@@ -109,7 +109,7 @@ def test_embed_one_dataset(toy_registry: Registry, tmp_path: Path) -> None:
 
 
 def test_plugins_json_lists_registrations_and_failures(fute_registry: Any) -> None:
-    from conftest import BrokenPlugin, ToyPlugin
+    from toy_plugins import BrokenPlugin, ToyPlugin
 
     fute_registry(ToyPlugin(), BrokenPlugin())
     result = CliRunner().invoke(cli, ["plugins", "--json"])

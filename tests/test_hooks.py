@@ -11,7 +11,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TEXTS, ToyPlugin
+from toy_plugins import TEXTS, ToyPlugin
 
 import fute_kit
 from fute_kit import Examples, RunContext, hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import BrokenPlugin, Dot, ToyPlugin
+from toy_plugins import BrokenPlugin, Dot, ToyPlugin
 
 from fute_kit import hookimpl
 from fute_kit.errors import DuplicateComponentError, OptionsError, UnknownComponentError

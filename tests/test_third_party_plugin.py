@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, TEXTS, ToyPlugin
+from toy_plugins import LABELS, TEXTS, ToyPlugin
 
 import fute_kit
 from fute_kit.config import parse_config
