@@ -14,6 +14,10 @@ from fute_kit.errors import SpaceMismatchError
 
 EmbeddingKind = Literal["dataset", "model"]
 
+# Options that say where a method runs, not what it computes: left out of a space's identity, so an
+# embedding made on a GPU compares with one made on a CPU.
+RUNTIME_OPTIONS: frozenset[str] = frozenset({"device"})
+
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: equal values give equal strings (and hashes)."""
@@ -25,7 +29,7 @@ def _freeze_options(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return json.loads(canonical_json(dict(value or {})))
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Space:
     """Surrogate model + embedding method + the method's options: one embedding space.
 
@@ -40,11 +44,15 @@ class Space:
     @property
     def id(self) -> str:
         """A short stable identifier: the hash of surrogate, method and options."""
-        payload = canonical_json({"surrogate": self.surrogate, "method": self.method, "options": self.options})
+        options = {k: v for k, v in self.options.items() if k not in RUNTIME_OPTIONS}
+        payload = canonical_json({"surrogate": self.surrogate, "method": self.method, "options": options})
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self.id == other.id
 
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
@@ -52,7 +60,7 @@ class Space:
 
     def differences(self, other: Space, ignore: Iterable[str] = ()) -> list[str]:
         """What differs between two spaces, ignoring the named options."""
-        skip = set(ignore)
+        skip = set(ignore) | RUNTIME_OPTIONS
         diffs = []
         if self.surrogate != other.surrogate:
             diffs.append(f"surrogate {self.surrogate!r} vs {other.surrogate!r}")

@@ -76,3 +76,9 @@ def test_embedding_rejects_nan_and_is_read_only() -> None:
     with pytest.raises(ValueError):
         emb.array[0, 0] = 2.0
     assert emb.label == "dataset:x"
+
+
+def test_device_is_not_part_of_the_space() -> None:
+    cpu = Space("minilm", "taskemb", {"seed": 0, "device": "cpu"})
+    gpu = Space("minilm", "taskemb", {"seed": 0, "device": "cuda"})
+    assert cpu.id == gpu.id and cpu == gpu and not cpu.differences(gpu)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 
-import fute_kit_metrics
 import numpy as np
 import pytest
-from fute_kit_metrics.cka import CKAMetric, linear_cka, rbf_cka
 
+import fute_kit_metrics
 from fute_kit.errors import DataError, OptionsError
 from fute_kit.testing import check_metric
+from fute_kit_metrics.cka import CKAMetric, linear_cka, rbf_cka
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fute_kit_metrics
 import numpy as np
 import pytest
-from fute_kit_metrics.cosine import CosineMetric, save_reference_mean
 
+import fute_kit_metrics
 from fute_kit.errors import DataError, OptionsError
 from fute_kit.options import validate_options
 from fute_kit.testing import check_metric
+from fute_kit_metrics.cosine import CosineMetric, save_reference_mean
 
 
 def test_hand_computed_values() -> None:

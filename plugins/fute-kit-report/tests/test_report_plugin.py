@@ -16,8 +16,6 @@ import attrs
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fute_kit_report import build_report
-from fute_kit_report.figures import cluster_order, embedding_map, prepare_vectors, similarity_distance
 
 from fute_kit import EmbeddingStore, Examples, MethodResult, Provenance, RunContext, Space, TaskEmbedding, hookimpl
 from fute_kit.cli import FuteGroup
@@ -25,6 +23,8 @@ from fute_kit.config import parse_config
 from fute_kit.errors import DataError
 from fute_kit.pipeline import run_study
 from fute_kit.similarity import SimilarityMatrix
+from fute_kit_report import build_report
+from fute_kit_report.figures import cluster_order, embedding_map, prepare_vectors, similarity_distance
 
 os.environ.setdefault("FUTE_KIT_NO_PROGRESS", "1")
 
