@@ -1,0 +1,139 @@
+"""Labelling U with an ``openai`` model: cache look-up, (batch or online) requests, soft labels, accounting."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fute_kit.components import RunContext
+from fute_kit.errors import DataError
+from fute_kit.examples import Examples
+from fute_kit_openai.cache import ResponseCache, request_key
+from fute_kit_openai.client import Accounting, Endpoint, RetryPolicy
+
+if TYPE_CHECKING:
+    from fute_kit_openai.source import OpenAIModel
+
+
+def _check_inputs(model: OpenAIModel, inputs: Examples) -> None:
+    kind = model.input_kind
+    if inputs.is_pairs and kind == "single":
+        raise DataError(
+            f"openai model {model.model!r}: the inputs are pairs but the prompt has {{text}}; "
+            "write the template with {text_a} and {text_b}"
+        )
+    if not inputs.is_pairs and kind == "pairs":
+        raise DataError(
+            f"openai model {model.model!r}: the prompt has {{text_a}}/{{text_b}} but the inputs are single texts; "
+            "write the template with {text}, or use unlabelled text made of pairs"
+        )
+
+
+def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> Examples:
+    """Soft labels of the inputs; every answer is cached as it arrives, accounting is always recorded."""
+    from fute_kit.progress import progress_enabled
+    from fute_kit_openai.source import run_coroutine
+
+    _check_inputs(model, inputs)
+    url = model.endpoint_url()
+    api_key = model.api_key(url)  # before any request: a missing key fails at once
+    bodies = model.request_bodies(inputs)
+    keys = [[request_key(url, body) for body in group] for group in bodies]
+    unique = {
+        key: body
+        for group_keys, group in zip(keys, bodies, strict=True)
+        for key, body in zip(group_keys, group, strict=True)
+    }
+
+    accounting = Accounting()
+    cache = ResponseCache(model.cache_file(context) if model.cache else ":memory:")
+    started = time.time()
+    answers: dict[str, dict[str, Any]] = {}
+    try:
+        answers.update(cache.get_many(unique))
+        accounting.cache_hits = len(answers)
+        missing = [(key, body) for key, body in unique.items() if key not in answers]
+        endpoint = Endpoint(
+            url,
+            api_key=api_key,
+            api_key_env=model.api_key_env,
+            model=model.model,
+            policy=RetryPolicy(model.max_retries, model.timeout, model.retry_backoff, model.retry_backoff_max),
+            concurrency=model.concurrency,
+            accounting=accounting,
+            requests_per_minute=model.requests_per_minute,
+            tokens_per_minute=model.tokens_per_minute,
+        )
+        check = model.check_answer(url)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(missing),
+            desc=f"openai {model.model}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not progress_enabled(context.show_progress) or not missing,
+        )
+
+        def on_answer(key: str, body: Any, answer: dict[str, Any]) -> None:
+            cache.put(key, url, body, answer)  # committed now: a paid answer is never lost
+            answers[key] = answer
+            bar.update()
+
+        try:
+            if missing and model.batch:
+                from fute_kit_openai.batch import run_batches
+
+                run_coroutine(lambda: run_batches(endpoint, model, missing, cache, on_answer, check, context.logger))
+                missing = [(key, body) for key, body in missing if key not in answers]
+                if missing:
+                    context.logger.info("openai: %d requests left after the batch: sending them online", len(missing))
+            if missing:
+                run_coroutine(lambda: endpoint.run_all(missing, on_answer, check))
+        finally:
+            bar.close()
+            report = accounting.as_dict(model.price_per_million_input, model.price_per_million_output)
+            context.record("accounting", report)
+            cache.record_run(started, url, model.model, len(unique), accounting.cache_hits, report)
+            context.logger.info("openai %s at %s: %s", model.model, url, describe(report))
+    finally:
+        cache.close()
+
+    labels, unmatched, total = model.soft_labels([[answers[key] for key in group] for group in keys])
+    share = unmatched / total if total else 0.0
+    context.record(
+        "openai",
+        {
+            "base_url": model.resolved_base_url(),
+            "model": model.model,
+            "endpoint": model.endpoint,
+            "mode": model.mode,
+            "answers": total,
+            "unmatched": unmatched,
+            "unmatched_share": round(share, 4),
+            "unmatched_policy": "uniform distribution over the classes",
+        },
+    )
+    if share > 0.2:
+        context.logger.warning(
+            "openai %s: %.0f%% of the answers matched no label word (given a uniform label): "
+            "check the prompt and label words",
+            model.model,
+            100 * share,
+        )
+    return inputs.with_predictions(np.asarray(labels), "soft", tuple(model.labels))
+
+
+def describe(report: dict[str, Any]) -> str:
+    text = (
+        f"{report['requests']} requests ({report['retries']} retries), {report['answers']} new answers, "
+        f"{report['cache_hits']} cache hits, {report['prompt_tokens']} prompt + "
+        f"{report['completion_tokens']} completion tokens"
+    )
+    if report.get("batch_requests"):
+        text += f", {report['batch_requests']} through the Batch API"
+    if "estimated_cost" in report:
+        text += f", estimated cost {report['estimated_cost']:.4f}"
+    return text

@@ -1,0 +1,254 @@
+"""Unit tests of the openai model source: options, prompts, label matching, answer parsing, retries' timing."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fute_kit_openai
+from fute_kit.errors import ConfigError, OptionsError
+from fute_kit.examples import Examples
+from fute_kit_openai.cache import request_key
+from fute_kit_openai.client import RetryPolicy, retry_after_seconds
+from fute_kit_openai.prompts import LabelMatcher, label_problems, render, template_kind
+from fute_kit_openai.responses import positions
+from fute_kit_openai.source import OpenAIModel, expand_env
+
+BASE: dict[str, Any] = {
+    "model": "m",
+    "prompt": "Review: {text}\nSentiment:",
+    "labels": {"positive": ["positive", "good"], "negative": ["negative", "bad"]},
+}
+
+
+def build(**options: Any) -> OpenAIModel:
+    from fute_kit.testing import make_registry
+
+    return make_registry(fute_kit_openai).build("model_source", "openai", {**BASE, **options})
+
+
+def test_registered_and_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fute_kit_openai; from fute_kit.testing import make_registry; "
+        "make_registry(fute_kit_openai).get('model_source', 'openai'); "
+        "print(any(m in sys.modules for m in ('torch', 'openai', 'httpx', 'sqlite3')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_options_report_every_problem_by_key() -> None:
+    with pytest.raises(OptionsError) as info:
+        build(
+            prompt="Review: {txt}",
+            labels={"positive": ["pos"], "negative": ["positive", " "]},
+            concurrency=0,
+            base_url="ftp://x",
+            api_key_env="NOT A NAME",
+        )
+    keys = {key for key, _ in info.value.problems}
+    assert {"prompt", "labels", "concurrency", "base_url", "api_key_env"} <= keys
+    text = str(info.value)
+    assert "{txt}" in text and "prefix" in text and "empty label word" in text
+
+
+def test_options_in_a_study_config_name_entry_and_key() -> None:
+    from fute_kit.config import parse_config
+    from fute_kit.testing import make_registry
+
+    data = {
+        "space": {"surrogate": "s", "method": "nothing"},
+        "unlabeled": {"source": "inline", "texts": ["a"]},
+        "models": [{"name": "llm", "source": "openai", **BASE, "prompts": {"p1": "{text}?", "p2": {"prompt": "{x}"}}}],
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, make_registry(fute_kit_openai))
+    problems = "\n".join(info.value.problems)
+    assert "llm/p2" in problems and "'prompt'" in problems and "{x}" in problems
+    assert "llm/p1" not in problems  # the good prompt of the same entry is fine
+
+
+def test_few_shot_checked_against_classes_and_template() -> None:
+    with pytest.raises(OptionsError, match="not one of the classes"):
+        build(few_shot=[{"text": "great", "label": "neutral"}])
+    with pytest.raises(OptionsError, match="missing text_a"):
+        build(prompt="{text_a} / {text_b}", few_shot=[{"text": "x", "label": "positive"}])
+    assert build(few_shot=[{"text": "great", "label": "positive"}]).few_shot
+
+
+def test_templates() -> None:
+    assert template_kind("Q: {text}") == "single"
+    assert template_kind("{text_a} ? {text_b}") == "pairs"
+    for bad in ("{text_a} only", "{text} and {text_a} {text_b}", "no placeholder", "{text} {"):
+        with pytest.raises(ValueError):
+            template_kind(bad)
+    assert render('JSON {{"a": 1}}: {text}', "x") == 'JSON {"a": 1}: x'
+    assert render("{text_a}|{text_b}", "a", "b") == "a|b"
+
+
+def test_label_collisions() -> None:
+    assert label_problems({"a": ["yes"], "b": ["no"]}) == []
+    assert any("prefix" in p for p in label_problems({"a": ["Pos"], "b": ["positive"]}))
+    assert any("prefix" in p for p in label_problems({"a": ["same"], "b": [" same"]}))
+    assert any("two classes" in p for p in label_problems({"a": ["x"]}))
+
+
+def test_token_matching_and_scores() -> None:
+    matcher = LabelMatcher({"positive": ["positive"], "negative": ["negative"], "politics": ["politics"]})
+    assert matcher.token_class(" Positive") == 0
+    assert matcher.token_class("NEG") == 1
+    assert matcher.token_class("\u0120positive") == 0  # GPT-2 style word start
+    assert matcher.token_class("po") is None  # could start "positive" or "politics"
+    assert matcher.token_class("p") is None and matcher.token_class("The") is None
+    top = [("The", math.log(0.5)), ("Positive", math.log(0.2)), (" positive", math.log(0.1)), ("Neg", math.log(0.1))]
+    scores = matcher.scores_from_top_logprobs(top)
+    assert scores is not None
+    np.testing.assert_allclose(scores, [0.2 / 0.3, 0.1 / 0.3, 0.0])  # max over variants, renormalised
+    assert matcher.scores_from_top_logprobs([("The", -0.1), (" I", -2.0)]) is None
+
+
+def test_answer_parsing() -> None:
+    matcher = LabelMatcher({"pos": ["positive", "very good"], "neg": ["negative", "good grief"]})
+    assert matcher.parse_answer("Positive.") == 0
+    assert matcher.parse_answer("The review is NEGATIVE") == 1
+    assert matcher.parse_answer("It is very good") == 0
+    assert matcher.parse_answer("positively not") is None  # whole words only
+    assert matcher.parse_answer("") is None
+
+
+def test_both_logprob_shapes_are_read() -> None:
+    chat_shape = {
+        "choices": [
+            {
+                "text": " yes",
+                "logprobs": {
+                    "content": [
+                        {"token": " yes", "logprob": -0.1, "top_logprobs": [{"token": " yes", "logprob": -0.1}]}
+                    ]
+                },
+            }
+        ]
+    }
+    legacy_shape = {
+        "choices": [
+            {
+                "text": " yes",
+                "logprobs": {
+                    "tokens": [" yes"],
+                    "token_logprobs": [-0.1],
+                    "top_logprobs": [{" no": -3.0, " yes": -0.1}],
+                },
+            }
+        ]
+    }
+    assert positions(chat_shape) == [(" yes", [(" yes", -0.1)])]
+    assert positions(legacy_shape) == [(" yes", [(" yes", -0.1), (" no", -3.0)])]
+    assert positions({"choices": [{"text": "x", "logprobs": None}]}) is None
+
+
+def test_request_bodies() -> None:
+    inputs = Examples(texts=["a", "b"])
+    chat = build(system="Be brief.", few_shot=[{"text": "great", "label": "positive"}]).request_bodies(inputs)
+    body = chat[0][0]
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
+    assert body["messages"][2]["content"] == "positive" and body["messages"][3]["content"].startswith("Review: a")
+    assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["temperature"] == 0.0
+    completions = build(endpoint="completions", few_shot=[{"text": "great", "label": "positive"}])
+    prompt = completions.request_bodies(inputs)[1][0]
+    assert (
+        prompt["logprobs"] == 20 and prompt["prompt"] == "Review: great\nSentiment: positive\n\nReview: b\nSentiment:"
+    )
+    sampled = build(mode="sample", samples=3, extra_body={"top_p": 0.9}).request_bodies(inputs)
+    assert [b["seed"] for b in sampled[0]] == [0, 1, 2] and sampled[0][0]["temperature"] == 1.0
+    assert sampled[0][0]["top_p"] == 0.9 and "logprobs" not in sampled[0][0]
+
+
+def test_cache_key_ignores_the_key_and_sees_every_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = build().request_bodies(Examples(texts=["a"]))[0][0]
+    url = "https://api.example.com/v1/chat/completions"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-one")
+    first = request_key(url, body)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-two")
+    assert request_key(url, body) == first
+    assert request_key(url, {**body, "top_logprobs": 5}) != first
+    assert request_key(url.replace("example", "other"), body) != first
+
+
+def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FUTE_TEST_URL", raising=False)
+    assert expand_env("${FUTE_TEST_URL:-http://127.0.0.1:9/v1}") == "http://127.0.0.1:9/v1"
+    monkeypatch.setenv("FUTE_TEST_URL", "http://localhost:1234/v1")
+    model = build(base_url="${FUTE_TEST_URL}")
+    assert model.endpoint_url() == "http://localhost:1234/v1/chat/completions"
+    monkeypatch.delenv("FUTE_TEST_URL")
+    with pytest.raises(Exception, match="FUTE_TEST_URL"):
+        model.endpoint_url()
+
+
+def test_missing_key_is_a_clear_error_before_any_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from fute_kit.components import RunContext
+    from fute_kit_openai.errors import MissingAPIKeyError
+
+    monkeypatch.delenv("MY_LLM_KEY", raising=False)
+    model = build(base_url="https://api.example.invalid/v1", api_key_env="MY_LLM_KEY")
+    with pytest.raises(MissingAPIKeyError, match="MY_LLM_KEY") as info:
+        model.predict(Examples(texts=["a"]), RunContext(cache_dir=tmp_path, show_progress=False))
+    assert "api.example.invalid" in str(info.value)
+    assert build(base_url="http://localhost:8080/v1", api_key_env="MY_LLM_KEY").api_key("http://localhost:8080") is None
+
+
+def test_inputs_must_match_the_template(tmp_path: Any) -> None:
+    from fute_kit.components import RunContext
+    from fute_kit.errors import DataError
+
+    context = RunContext(cache_dir=tmp_path, show_progress=False)
+    with pytest.raises(DataError, match="text_a"):
+        build().predict(Examples(texts=["a"], text_pairs=["b"]), context)
+    with pytest.raises(DataError, match="single texts"):
+        build(prompt="{text_a} {text_b}").predict(Examples(texts=["a"]), context)
+
+
+def test_retry_delays() -> None:
+    policy = RetryPolicy(backoff=1.0, backoff_max=8.0)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (6, 8.0)):
+        delays = [policy.delay(attempt, None) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert policy.delay(1, 30.0) == 30.0  # the server's Retry-After wins over the back-off
+    assert retry_after_seconds({"retry-after": "7"}) == 7.0
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after_seconds({}) is None
+
+
+def test_fute_cache_is_a_fute_subcommand() -> None:
+    from click.testing import CliRunner
+
+    from fute_kit.cli import cli
+
+    result = CliRunner().invoke(cli, ["cache", "--help"])
+    assert result.exit_code == 0 and "info" in result.output and "clear" in result.output
+
+
+def test_example_study_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from fute_kit.config import load_config
+    from fute_kit.registry import get_registry
+
+    registry = get_registry()
+    for kind, name in (("method", "taskemb"), ("dataset_source", "builtin")):
+        if not registry.has(kind, name):
+            pytest.skip(f"the example needs the {kind} {name!r} from another plugin")
+    example = Path(__file__).parents[3] / "docs" / "examples" / "llm-prompts.toml"
+    config = load_config(example, registry)
+    names = [m.name for m in config.models if m.source == "openai"]
+    assert len(names) == 7 and "smollm2-topic/editor" in names
+    monkeypatch.setenv("FUTE_OPENAI_BASE_URL", "http://127.0.0.1:9999/v1")
+    model = registry.build("model_source", "openai", config.models[0].options)
+    assert model.endpoint_url() == "http://127.0.0.1:9999/v1/chat/completions"
