@@ -1,4 +1,5 @@
-"""Fixtures of the openai plugin's tests: a real local llama.cpp server and a fault-injecting proxy."""
+"""Fixtures of the openai plugin's tests: a real local llama.cpp server, a fault-injecting proxy in front of
+it, and a mock of the API plugged into the ``openai`` client's HTTP transport (``httpx2.MockTransport``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -102,18 +103,25 @@ class FaultProxy:
                     self.send_response(200)
                     self._send(b"<html>not json</html>", "text/html")
                     return
-                import httpx
+                import urllib.error
+                import urllib.request
 
-                upstream = httpx.post(
+                request = urllib.request.Request(
                     proxy.target + self.path.removeprefix("/v1"),
-                    content=body,
+                    data=body,
                     headers={"Content-Type": "application/json"},
-                    timeout=60,
+                    method="POST",
                 )
+                direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
+                try:
+                    with direct.open(request, timeout=60) as upstream:
+                        status, content = upstream.status, upstream.read()
+                except urllib.error.HTTPError as error:  # an error status: passed on as it is
+                    status, content = error.code, error.read()
                 with proxy._lock:
                     proxy.forwarded += 1
-                self.send_response(upstream.status_code)
-                self._send(upstream.content)
+                self.send_response(status)
+                self._send(content)
 
             def _send(self, payload: bytes, kind: str = "application/json") -> None:
                 self.send_header("Content-Type", kind)
@@ -143,3 +151,58 @@ def fault_proxy(llama_server: Any) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+Handler = Callable[[Any], Any]  # httpx2.Request -> httpx2.Response (or raises an httpx2 transport error)
+
+
+class MockAPI:
+    """Routes (method, path under the API root) to handlers, recording each request; unknown routes fail.
+
+    Plugged in as the HTTP client of the ``openai`` client (``client.http_client_factory``), so requests go
+    through the real ``openai`` client, with its request building, multipart uploads and error types.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        import httpx2
+
+        self.root = httpx2.URL(base_url).path.rstrip("/")
+        self.routes: dict[tuple[str, str], Handler] = {}
+        self.calls: dict[tuple[str, str], list[Any]] = {}
+
+    def route(self, method: str, path: str, handler: Handler) -> list[Any]:
+        """Install ``handler`` for ``method path``; returns the list the requests to it are recorded in."""
+        self.routes[(method, path)] = handler
+        return self.calls.setdefault((method, path), [])
+
+    def respond(self, method: str, path: str, status: int, json: Any = None, text: str | None = None) -> list[Any]:
+        import httpx2
+
+        def handler(request: Any) -> Any:
+            return httpx2.Response(status, json=json) if text is None else httpx2.Response(status, text=text)
+
+        return self.route(method, path, handler)
+
+    def handle(self, request: Any) -> Any:
+        key = (request.method, request.url.path.removeprefix(self.root))
+        assert key in self.routes, f"unexpected request {key}"
+        self.calls[key].append(request)
+        return self.routes[key](request)
+
+    def client(self) -> Any:
+        import httpx2
+
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(self.handle))
+
+
+@pytest.fixture
+def mock_api(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], MockAPI]:
+    """``mock_api(base_url)``: a fresh ``MockAPI`` that every ``openai`` request of the test goes to."""
+    from fute_kit_openai import client
+
+    def install(base_url: str) -> MockAPI:
+        api = MockAPI(base_url)
+        monkeypatch.setattr(client, "http_client_factory", api.client)
+        return api
+
+    return install

@@ -1,4 +1,5 @@
-"""Faults at the HTTP layer: a fault-injecting proxy before the real server, and respx for status codes.
+"""Faults at the HTTP layer: a fault-injecting proxy before the real server, and a mock transport under the
+``openai`` client (``httpx2.MockTransport``) for status codes and answer shapes.
 
 Each fault gives a clear ``FuteError`` naming the endpoint; no answer already received is lost.
 """
@@ -8,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
-import respx
 
 from fute_kit.components import RunContext
 from fute_kit.errors import FuteError
@@ -129,7 +129,7 @@ def test_refused_connection(sentiment: dict[str, Any], cache_dir: Path) -> None:
     assert ctx.details["accounting"]["requests"] == 3 and ctx.details["accounting"]["retries"] == 2
 
 
-# -- status codes and shapes, mocked with respx --------------------------------------------------------
+# -- status codes and shapes, through a mock transport under the openai client ----------------------------
 API = "https://api.fute-test.invalid/v1"
 
 
@@ -160,61 +160,113 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     ],
 )  # fmt: skip
 def test_status_errors_are_clear_and_not_retried(
-    api_key: str, sentiment: dict[str, Any], cache_dir: Path, status: int, body: dict, error: type, words: list[str]
+    api_key: str,
+    sentiment: dict[str, Any],
+    cache_dir: Path,
+    mock_api: Any,
+    status: int,
+    body: dict,
+    error: type,
+    words: list[str],
 ) -> None:
-    with respx.mock(base_url=API) as mock:
-        route = mock.post("/chat/completions").respond(status, json=body)
-        source = model_at(API, cache_dir, sentiment, api_key_env=api_key, model="nope")
-        with pytest.raises(error) as info:
-            source.predict(Examples(texts=["x"]), context(cache_dir))
-    assert route.call_count == 1
+    calls = mock_api(API).respond("POST", "/chat/completions", status, json=body)
+    source = model_at(API, cache_dir, sentiment, api_key_env=api_key, model="nope")
+    with pytest.raises(error) as info:
+        source.predict(Examples(texts=["x"]), context(cache_dir))
+    assert len(calls) == 1  # neither we nor the openai client retried
     assert isinstance(info.value, FuteError) and API in str(info.value)
     for word in words:
         assert word in str(info.value)
     assert "sk-test" not in str(info.value)  # a server echoing the key does not put it in our messages
-    assert route.calls[0].request.headers["authorization"] == "Bearer sk-test"
+    assert calls[0].headers["authorization"] == "Bearer sk-test"
 
 
-def test_no_logprobs_suggests_another_mode(api_key: str, sentiment: dict[str, Any], cache_dir: Path) -> None:
-    with respx.mock(base_url=API) as mock:
-        mock.post("/chat/completions").respond(200, json=chat_answer(with_logprobs=False))
-        model = model_at(API, cache_dir, sentiment, api_key_env=api_key)
-        with pytest.raises(NoLogprobsError, match="mode = 'sample'"):
-            model.predict(Examples(texts=["x", "y"]), context(cache_dir))
-        parse = model_at(API, cache_dir, sentiment, api_key_env=api_key, mode="parse")
-        labels = parse.predict(Examples(texts=["x"]), context(cache_dir)).labels
+def test_no_logprobs_suggests_another_mode(
+    api_key: str, sentiment: dict[str, Any], cache_dir: Path, mock_api: Any
+) -> None:
+    mock_api(API).respond("POST", "/chat/completions", 200, json=chat_answer(with_logprobs=False))
+    model = model_at(API, cache_dir, sentiment, api_key_env=api_key)
+    with pytest.raises(NoLogprobsError, match="mode = 'sample'"):
+        model.predict(Examples(texts=["x", "y"]), context(cache_dir))
+    parse = model_at(API, cache_dir, sentiment, api_key_env=api_key, mode="parse")
+    labels = parse.predict(Examples(texts=["x"]), context(cache_dir)).labels
     np.testing.assert_array_equal(np.asarray(labels), [[1.0, 0.0]])
 
 
-def test_cost_estimate_and_rate_limit(api_key: str, sentiment: dict[str, Any], cache_dir: Path) -> None:
-    with respx.mock(base_url=API) as mock:
-        route = mock.post("/chat/completions").respond(200, json=chat_answer())
-        model = model_at(
-            API, cache_dir, sentiment, api_key_env=api_key, requests_per_minute=6000.0, tokens_per_minute=1e6,
-            price_per_million_input=2.0, price_per_million_output=10.0,
-        )  # fmt: skip
-        ctx = context(cache_dir)
-        labels = np.asarray(model.predict(Examples(texts=["a", "b", "c"]), ctx).labels)
-    assert route.call_count == 3
+def test_cost_estimate_and_rate_limit(api_key: str, sentiment: dict[str, Any], cache_dir: Path, mock_api: Any) -> None:
+    calls = mock_api(API).respond("POST", "/chat/completions", 200, json=chat_answer())
+    model = model_at(
+        API, cache_dir, sentiment, api_key_env=api_key, requests_per_minute=6000.0, tokens_per_minute=1e6,
+        price_per_million_input=2.0, price_per_million_output=10.0,
+    )  # fmt: skip
+    ctx = context(cache_dir)
+    labels = np.asarray(model.predict(Examples(texts=["a", "b", "c"]), ctx).labels)
+    assert len(calls) == 3
     np.testing.assert_allclose(labels[0], np.exp([-0.2, -1.8]) / np.exp([-0.2, -1.8]).sum())
     accounting = ctx.details["accounting"]
     assert accounting["prompt_tokens"] == 30 and accounting["completion_tokens"] == 3
     assert accounting["estimated_cost"] == pytest.approx(30 * 2.0 / 1e6 + 3 * 10.0 / 1e6)
 
 
-def test_unexpected_transport_errors_surface(api_key: str, sentiment: dict[str, Any], cache_dir: Path) -> None:
-    with respx.mock(base_url=API) as mock:
-        mock.post("/chat/completions").mock(side_effect=httpx.ConnectTimeout("slow"))
-        model = model_at(API, cache_dir, sentiment, api_key_env=api_key, max_retries=1)
-        with pytest.raises(EndpointTimeoutError, match="timeout"):
-            model.predict(Examples(texts=["a"]), context(cache_dir))
+@pytest.mark.parametrize(
+    ("exc", "error", "words"),
+    [
+        (httpx2.ConnectTimeout("slow"), EndpointTimeoutError, "timed out"),
+        (httpx2.ReadTimeout("slow"), EndpointTimeoutError, "timed out"),
+        (httpx2.ConnectError("refused"), EndpointConnectionError, "refused"),
+        (httpx2.RemoteProtocolError("closed"), EndpointConnectionError, "dropped"),
+    ],
+)
+def test_transport_errors_are_retried_then_surface(
+    api_key: str, sentiment: dict[str, Any], cache_dir: Path, mock_api: Any, exc: Exception, error: type, words: str
+) -> None:
+    def fail(request: httpx2.Request) -> httpx2.Response:
+        raise exc
+
+    calls = mock_api(API).route("POST", "/chat/completions", fail)
+    model = model_at(API, cache_dir, sentiment, api_key_env=api_key, max_retries=1)
+    ctx = context(cache_dir)
+    with pytest.raises(error, match=words):
+        model.predict(Examples(texts=["a"]), ctx)
+    assert len(calls) == 2 and ctx.details["accounting"]["retries"] == 1  # our one retry, none of the client's
 
 
-def test_without_cache_every_run_asks_again(api_key: str, sentiment: dict[str, Any], cache_dir: Path) -> None:
-    with respx.mock(base_url=API) as mock:
-        route = mock.post("/chat/completions").respond(200, json=chat_answer())
-        model = model_at(API, cache_dir, sentiment, api_key_env=api_key, cache=False)
-        for _ in range(2):
-            model.predict(Examples(texts=["a", "a", "b"]), context(cache_dir))  # duplicates are asked once
-    assert route.call_count == 4
+def test_retry_after_ms_and_wire_body(
+    api_key: str, sentiment: dict[str, Any], cache_dir: Path, mock_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    real_sleep = client_module.asyncio.sleep
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(client_module.asyncio, "sleep", record)
+    answers = iter(
+        [
+            httpx2.Response(429, headers={"retry-after-ms": "1500"}, json={"error": {"message": "slow down"}}),
+            httpx2.Response(503, headers={"retry-after": "2"}, json={"error": {"message": "overloaded"}}),
+            httpx2.Response(200, json=chat_answer()),
+        ]
+    )
+    calls = mock_api(API).route("POST", "/chat/completions", lambda request: next(answers))
+    model = model_at(API, cache_dir, sentiment, api_key_env=api_key, extra_body={"seed": 3, "min_p": 0.1})
+    ctx = context(cache_dir)
+    model.predict(Examples(texts=["a"]), ctx)
+    assert waits == [1.5, 2.0] and ctx.details["accounting"]["retries"] == 2
+    import json
+
+    # The request on the wire is exactly the cached body: options unknown to the client pass through.
+    sent = json.loads(calls[-1].content)
+    assert sent == model.request_bodies(Examples(texts=["a"]))[0][0] and sent["min_p"] == 0.1
+
+
+def test_without_cache_every_run_asks_again(
+    api_key: str, sentiment: dict[str, Any], cache_dir: Path, mock_api: Any
+) -> None:
+    calls = mock_api(API).respond("POST", "/chat/completions", 200, json=chat_answer())
+    model = model_at(API, cache_dir, sentiment, api_key_env=api_key, cache=False)
+    for _ in range(2):
+        model.predict(Examples(texts=["a", "a", "b"]), context(cache_dir))  # duplicates are asked once
+    assert len(calls) == 4
     assert not (cache_dir / "r.sqlite").exists()

@@ -37,7 +37,7 @@ def test_registered_and_light() -> None:
     code = (
         "import sys, fute_kit_openai; from fute_kit.testing import make_registry; "
         "make_registry(fute_kit_openai).get('model_source', 'openai'); "
-        "print(any(m in sys.modules for m in ('torch', 'openai', 'httpx', 'sqlite3')))"
+        "print(any(m in sys.modules for m in ('torch', 'openai', 'httpx', 'httpx2', 'sqlite3')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -2,7 +2,8 @@
 
 Resumable across process restarts: the batch id is committed to the response cache's database,
 keyed by the set of requests, as soon as the batch exists. A rerun with the same requests polls
-that batch instead of paying for a new one.
+that batch instead of paying for a new one. Every call goes through the ``openai`` client's ``files``
+and ``batches`` resources, with our retries (``Endpoint.send``).
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ async def run_batches(
     logger: logging.Logger,
 ) -> None:
     """Send ``items`` through the Batch API in chunks; answers go to ``on_answer`` (and so the cache)."""
-    base = model.resolved_base_url()
     async with endpoint.client() as client:
         for start in range(0, len(items), model.batch_max_requests):
             chunk = list(items[start : start + model.batch_max_requests])
-            await _run_one(endpoint, client, base, model, chunk, cache, on_answer, check, logger)
+            await _run_one(endpoint, client, model, chunk, cache, on_answer, check, logger)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """A typed ``openai`` object as plain data (fields the server left out are None)."""
+    # exclude_unset: a field the server did not send is absent, not None (``.get(key, default)`` works)
+    return obj.model_dump(exclude_unset=True) if hasattr(obj, "model_dump") else dict(obj)
 
 
 async def _run_one(
     endpoint: Endpoint,
     client: Any,
-    base: str,
     model: OpenAIModel,
     items: list[tuple[str, Mapping[str, Any]]],
     cache: ResponseCache,
@@ -72,24 +77,25 @@ async def _run_one(
             for key, body in items
         ]
         payload = ("\n".join(lines) + "\n").encode("utf-8")
-        uploaded = await endpoint.send(
-            client,
-            "POST",
-            f"{base}/files",
-            files={"file": ("fute-requests.jsonl", payload, "application/jsonl")},
-            data={"purpose": "batch"},
-            count=False,
+        base = endpoint.base_url
+        upload = ("fute-requests.jsonl", payload, "application/jsonl")
+        uploaded = _as_dict(
+            await endpoint.send(
+                lambda: client.files.create(file=upload, purpose="batch"),
+                f"{base}/files",
+                count=False,
+            )
         )
-        created = await endpoint.send(
-            client,
-            "POST",
-            f"{base}/batches",
-            json_body={
-                "input_file_id": uploaded["id"],
-                "endpoint": batch_endpoint_path(endpoint.url),
-                "completion_window": "24h",
-            },
-            count=False,
+        created = _as_dict(
+            await endpoint.send(
+                lambda: client.batches.create(
+                    input_file_id=uploaded["id"],
+                    endpoint=batch_endpoint_path(endpoint.url),
+                    completion_window="24h",
+                ),
+                f"{base}/batches",
+                count=False,
+            )
         )
         batch_id = str(created["id"])
         # Committed before waiting: a restarted process finds this batch and does not pay twice.
@@ -98,7 +104,11 @@ async def _run_one(
         logger.info("openai batch %s created for %d requests", batch_id, len(items))
 
     while True:
-        batch = await endpoint.send(client, "GET", f"{base}/batches/{batch_id}", count=False)
+        batch = _as_dict(
+            await endpoint.send(
+                lambda: client.batches.retrieve(batch_id), f"{endpoint.base_url}/batches/{batch_id}", count=False
+            )
+        )
         status = str(batch.get("status"))
         cache.set_batch_status(request_set, status)
         if status not in PENDING:
@@ -123,9 +133,11 @@ async def _run_one(
         )
     stored = failed = 0
     if batch.get("output_file_id"):
-        text = await endpoint.send(
-            client, "GET", f"{base}/files/{batch['output_file_id']}/content", parse_json=False, count=False
+        output_id = str(batch["output_file_id"])
+        content = await endpoint.send(
+            lambda: client.files.content(output_id), f"{endpoint.base_url}/files/{output_id}/content", count=False
         )
+        text = content.text
         for line in text.splitlines():
             if not line.strip():
                 continue

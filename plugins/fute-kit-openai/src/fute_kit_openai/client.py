@@ -1,9 +1,10 @@
 """Asynchronous requests to an OpenAI-compatible endpoint: bounded concurrency, retries, rate limits.
 
-This speaks the wire protocol with ``httpx`` directly rather than through the ``openai`` client:
-the answers are needed as raw JSON anyway (llama.cpp's completions log-probabilities come in a
-shape the client does not parse), every retry must be ours to count, and the transport stays
-mockable (the current ``openai`` client runs on ``httpx2``, which ``respx`` cannot intercept).
+Requests go through the official ``openai`` client with its own retries switched off
+(``max_retries=0``): every retry is ours, so it is counted, backs off with jitter, honours
+``Retry-After`` and stops at once after a fatal error. Answers are read as raw JSON
+(``with_raw_response``): llama.cpp's completions log-probabilities come in a shape the client's
+typed models do not parse, and the response cache stores the JSON as sent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -152,6 +153,26 @@ def _error_code(response: Any) -> str:
     return ""
 
 
+# Tests plug a mock transport in here: a function returning a fresh HTTP client for the ``openai`` client
+# (the client it runs on: ``httpx2.AsyncClient`` for openai 3.x), called once per run; None for its default.
+http_client_factory: Callable[[], Any] | None = None
+
+# Local servers need no key, but the client insists on one: this placeholder is sent instead.
+NO_KEY = "no-key"
+
+
+def _is_refused(exc: BaseException) -> bool:
+    """Whether the transport error under an ``openai.APIConnectionError`` is a refused connection."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain is short; a bound guards against cycles
+        if seen is None:
+            return False
+        if any(cls.__name__ == "ConnectError" for cls in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class Endpoint:
     """Sends requests to one URL with the configured limits; raises ``EndpointError`` subclasses."""
 
@@ -159,6 +180,7 @@ class Endpoint:
         self,
         url: str,
         *,
+        base_url: str,
         api_key: str | None,
         api_key_env: str,
         model: str,
@@ -169,64 +191,67 @@ class Endpoint:
         tokens_per_minute: float | None = None,
     ) -> None:
         self.url = url
+        self.base_url = base_url
         self.model = model
         self.policy = policy
         self.concurrency = concurrency
         self.accounting = accounting
         self.api_key_env = api_key_env
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._secret = api_key
         self._rpm = TokenBucket(requests_per_minute) if requests_per_minute else None
         self._tpm = TokenBucket(tokens_per_minute) if tokens_per_minute else None
         self._stopping = False
 
-    def client(self) -> Any:
-        import httpx
+    def __repr__(self) -> str:  # never shows the key
+        return f"Endpoint({self.url!r}, model={self.model!r})"
 
-        limits = httpx.Limits(max_connections=self.concurrency + 2, max_keepalive_connections=self.concurrency)
-        return httpx.AsyncClient(headers=self._headers, limits=limits, timeout=self.policy.timeout)
+    def client(self) -> Any:
+        """An ``openai.AsyncOpenAI`` without retries of its own (use as ``async with``)."""
+        import openai
+
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self._secret or NO_KEY,
+            max_retries=0,
+            timeout=self.policy.timeout,
+            http_client=http_client_factory() if http_client_factory is not None else None,
+        )
 
     # -- one request with retries ----------------------------------------------------------
     async def send(
         self,
-        client: Any,
-        method: str,
+        call: Callable[[], Awaitable[Any]],
         url: str,
         *,
-        json_body: Mapping[str, Any] | None = None,
-        files: Any = None,
-        data: Any = None,
-        parse_json: bool = True,
+        body: Mapping[str, Any] | None = None,
         count: bool = True,
     ) -> Any:
-        """One call with retries on 429, 5xx, time-outs and refused or dropped connections.
+        """``await call()`` with retries on 429, 5xx, time-outs and refused or dropped connections.
 
-        Returns the decoded JSON (or the text when ``parse_json`` is false).
+        ``call`` makes one request through the ``openai`` client; ``url`` names the endpoint in errors,
+        ``body`` (a request body) feeds the token limit. Returns what ``call`` returns.
         """
-        import httpx
+        import openai
 
         attempt = 0
         while True:
             if count:
                 if self._rpm is not None:
                     await self._rpm.acquire()
-                if self._tpm is not None and json_body is not None:
-                    await self._tpm.acquire(estimate_tokens(json_body))
+                if self._tpm is not None and body is not None:
+                    await self._tpm.acquire(estimate_tokens(body))
                 self.accounting.requests += 1
             retry_after: float | None = None
             try:
-                response = await client.request(method, url, json=json_body, files=files, data=data)
-            except httpx.TimeoutException:
+                return await call()
+            except openai.APITimeoutError:  # before APIConnectionError, its base class
                 failure = "timeout"
-            except httpx.ConnectError:
-                failure = "refused"
-            except (httpx.RemoteProtocolError, httpx.NetworkError):
-                failure = "dropped"
-            else:
-                if response.status_code < 300:
-                    return self._decode(response, url, parse_json)
+            except openai.APIConnectionError as exc:
+                failure = "refused" if _is_refused(exc) else "dropped"
+            except openai.APIStatusError as exc:
+                response = exc.response
                 if response.status_code not in RETRY_STATUS or _error_code(response) == "insufficient_quota":
-                    raise self._status_error(response, url)
+                    raise self._status_error(response, url) from None
                 failure = str(response.status_code)
                 retry_after = retry_after_seconds(response.headers)
             if attempt >= self.policy.max_retries or self._stopping:
@@ -237,9 +262,21 @@ class Endpoint:
             log.debug("%s: %s, retry %d/%d in %.2fs", url, failure, attempt, self.policy.max_retries, wait)
             await asyncio.sleep(wait)
 
-    def _decode(self, response: Any, url: str, parse_json: bool) -> Any:
-        if not parse_json:
-            return response.text
+    async def complete(self, client: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One chat or completions request (with retries); the answer as raw JSON."""
+        fields = dict(body)
+        # Everything but the required fields travels in extra_body, so the wire body is exactly ``body``
+        # (the cache key) and options this client version does not know (llama.cpp's, a gateway's) pass.
+        if self.url.endswith("/chat/completions"):
+            create = client.chat.completions.with_raw_response.create
+            required = {"model": fields.pop("model"), "messages": fields.pop("messages")}
+        else:
+            create = client.completions.with_raw_response.create
+            required = {"model": fields.pop("model"), "prompt": fields.pop("prompt")}
+        raw = await self.send(lambda: create(**required, extra_body=fields), self.url, body=body)
+        return self._decode(raw.http_response, self.url)
+
+    def _decode(self, response: Any, url: str) -> dict[str, Any]:
         try:
             data = response.json()
         except ValueError:
@@ -325,7 +362,7 @@ class Endpoint:
                 if self._stopping:
                     return
                 try:
-                    answer = await self.send(client, "POST", self.url, json_body=body)
+                    answer = await self.complete(client, body)
                     if check is not None:
                         check(answer)  # raises an EndpointError for an answer that cannot be used
                 except EndpointError as exc:

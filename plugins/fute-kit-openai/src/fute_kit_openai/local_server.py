@@ -92,7 +92,7 @@ def start_local_server(
     startup_timeout: float = 120.0,
 ) -> LocalServer:
     """Start the server in a child process and wait until it answers ``/health``."""
-    import httpx
+    import urllib.request
 
     path = Path(model_path) if model_path else default_model_path()
     if not path.is_file():
@@ -114,8 +114,12 @@ def start_local_server(
         if not server.running():
             tail = log_path.read_text(errors="replace")[-2000:]
             raise LocalServerError(f"local server exited with status {process.returncode} while starting:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0).status_code == 200:
+        # Not ready yet: refused (not listening), 503 (loading the model) or a time-out, all OSErrors.
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2.0) as response,
+        ):
+            if response.status == 200:
                 return server
         time.sleep(0.2)
     server.stop()

@@ -57,6 +57,7 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
         missing = [(key, body) for key, body in unique.items() if key not in answers]
         endpoint = Endpoint(
             url,
+            base_url=model.resolved_base_url(),
             api_key=api_key,
             api_key_env=model.api_key_env,
             model=model.model,
