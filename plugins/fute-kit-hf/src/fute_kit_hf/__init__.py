@@ -1,0 +1,50 @@
+"""fute_kit plugin: HuggingFace surrogates, dataset sources, model sources and ``textemb``.
+
+Modules are imported inside the hooks so that ``import fute_kit`` never pulls in torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fute_kit import hookimpl
+
+
+@hookimpl
+def register_dataset_sources(register: Any) -> None:
+    from fute_kit_hf.datasets import BuiltinDataset, FilesDataset, HFDatasetsDataset
+
+    register(FilesDataset)
+    register(HFDatasetsDataset)
+    register(BuiltinDataset)
+
+
+@hookimpl
+def register_model_sources(register: Any) -> None:
+    from fute_kit_hf.models import HFClassifier
+    from fute_kit_hf.prompted import HFPrompted
+
+    register(HFClassifier)
+    register(HFPrompted)
+
+
+@hookimpl
+def register_methods(register: Any) -> None:
+    from fute_kit_hf.textemb import TextEmb
+
+    register(TextEmb)
+
+
+@hookimpl
+def adapt_model(obj: Any) -> Any:
+    from fute_kit_hf.models import adapt_loaded_model
+
+    return adapt_loaded_model(obj)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    # click is light; the command imports torch only when it runs.
+    from fute_kit_hf.cli import finetune_command
+
+    cli.add_command(finetune_command)
