@@ -21,7 +21,7 @@ def test_demo_study_validates_with_the_installed_plugins(tmp_path: Path) -> None
     priors = {d: {"a": 0.5, "b": 0.5} for d in DATASETS}
     config = parse_config(study_config(plan, classifiers, priors))
     names = [m.name for m in config.models]
-    assert len([n for n in names if n.startswith("smollm2/")]) == 9  # three prompts per genre
+    assert len([n for n in names if n.startswith("smollm2/")]) == 6  # two prompts per genre
     assert {genre_of(n.split("/")[1]) for n in names if "/" in n} == set(PROMPTS)
     assert config.unlabeled is not None and config.unlabeled.options["dataset"] == "unlabeled"
 
@@ -52,10 +52,10 @@ def test_miniature_demo_runs_and_reruns_from_the_store(tmp_path: Path) -> None:
     assert report.exists() and "data:image/png;base64" in report.read_text()
     study = json.loads((plan.out_dir / "study.json").read_text())
     assert {j["status"] for j in study["jobs"]} == {"computed"}
-    assert len(study["jobs"]) == 4 + 4 + 4 + 9
+    assert len(study["jobs"]) == 4 + 4 + 4 + 6
     evaluation = json.loads((plan.out_dir / "evaluation.json").read_text())
     assert evaluation  # prompts ranked against their measured accuracy
-    assert (plan.out_dir / "prompt-accuracy.csv").read_text().count("smollm2/") == 9
+    assert (plan.out_dir / "prompt-accuracy.csv").read_text().count("smollm2/") == 6
     lines.clear()
     run_demo(plan, echo=lines.append, show_progress=False)
     again = json.loads((plan.out_dir / "study.json").read_text())
@@ -68,8 +68,8 @@ def test_summary_marks_own_genre() -> None:
 
     from fute_kit.similarity import SimilarityMatrix
 
-    labels = ["dataset:rt-sentiment", "dataset:bbc-topic", "model:classifier-rt-sentiment", "model:smollm2/topic-bare"]
+    labels = ["dataset:rt-sentiment", "dataset:bbc-topic", "model:classifier-rt-sentiment", "model:smollm2/topic-about"]
     values = np.array([[1, 0, 0.9, 0.1], [0, 1, 0.2, 0.3], [0.9, 0.2, 1, 0], [0.1, 0.3, 0, 1]], dtype=float)
     text = summarise(SimilarityMatrix(labels, values))
     assert "| classifier-rt-sentiment | rt-sentiment | 0.900 | yes |" in text
-    assert "| smollm2/topic-bare | bbc-topic | 0.300 | yes |" in text
+    assert "| smollm2/topic-about | bbc-topic | 0.300 | yes |" in text
