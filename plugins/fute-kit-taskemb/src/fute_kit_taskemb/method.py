@@ -1,0 +1,181 @@
+"""The ``taskemb`` method: fine-tune the surrogate on the task, then take the Fisher of its activations.
+
+The embedding is a (components x hidden) matrix: one row per transformer layer output, then the
+pooled output (``components`` chooses). Rows differ in scale by orders of magnitude, and model task
+embeddings (soft targets close to the model's own outputs) are 100-10,000x smaller than dataset
+ones, so the default metric normalises each row before the cosine.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Literal
+
+import attrs
+import numpy as np
+
+from fute_kit.components import MethodResult, RunContext
+from fute_kit.examples import Examples
+from fute_kit.options import option
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer, got {value}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
+
+
+# Agreement with the labels must beat the majority rate by this much, or training did not learn.
+LEARNING_MARGIN = 0.02
+# The eval loss on the probe examples must fall by this fraction, or training did not learn.
+LOSS_DROP = 0.02
+
+
+@attrs.frozen
+class TaskEmb:
+    """Diagonal Fisher of the surrogate's layer outputs after fine-tuning on the task (Vu et al. 2020)."""
+
+    name: ClassVar[str] = "taskemb"
+    default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"normalize": "component"})
+
+    epochs: int = option(3, help="training epochs (fewer with early stopping)", validator=_positive)
+    learning_rate: float = option(
+        2e-4,
+        help="AdamW learning rate of surrogate and head (5e-5 left small models at the majority rate)",
+        validator=_non_negative,
+    )
+    batch_size: int = option(16, help="training batch size", validator=_positive)
+    max_length: int = option(128, help="tokens per input; longer inputs are truncated and counted", validator=_positive)
+    warmup_fraction: float = option(0.06, help="fraction of steps with linear warm-up", validator=_fraction)
+    weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and norms)", validator=_non_negative)
+    max_grad_norm: float = option(1.0, help="gradient clipping norm", validator=_non_negative)
+    early_stopping_fraction: float = option(
+        0.0, help="hold out this fraction to stop early on its loss (0 = train all epochs)", validator=_fraction
+    )
+    patience: int = option(2, help="epochs without held-out improvement before stopping", validator=_positive)
+    soft_loss: Literal["ce", "bce"] = option(
+        "ce", help="loss for soft labels: soft-target cross-entropy, or 'bce' (multi-label, as the reference code)"
+    )
+    components: Literal["both", "layers", "pooled"] = option(
+        "both", help="which activations: every layer output, the pooled output, or both"
+    )
+    labels: Literal["empirical", "sampled"] = option(
+        "empirical", help="Fisher labels: the data's own, or drawn from the model's predictive distribution"
+    )
+    reduction: Literal["exact", "reference"] = option(
+        "exact", help="'exact' per-example squares; 'reference' squares batch sums (wrong, batch-size dependent)"
+    )
+    fisher_batch_size: int = option(
+        32, help="batch size of the Fisher pass (does not change exact results)", validator=_positive
+    )
+    seed: int = option(0, help="fixes head initialisation, data order, dropout and sampled labels")
+    device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
+
+    def __attrs_post_init__(self) -> None:
+        choices = {
+            "soft_loss": ("ce", "bce"),
+            "components": ("both", "layers", "pooled"),
+            "labels": ("empirical", "sampled"),
+            "reduction": ("exact", "reference"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}; got {getattr(self, key)!r}")
+
+    def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
+        from fute_kit_hf.surrogate import load_surrogate
+        from fute_kit_taskemb.fisher import fisher_pass
+        from fute_kit_taskemb.training import TrainSettings, make_targets, train_surrogate
+
+        started = time.perf_counter()
+        make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
+        model = load_surrogate(surrogate, self.device)
+        targets = make_targets(examples, self.soft_loss, model.device)
+        tokenized = model.tokenize(examples, self.max_length)
+        settings = TrainSettings(
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            warmup_fraction=self.warmup_fraction,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            early_stopping_fraction=self.early_stopping_fraction,
+            patience=self.patience,
+            seed=self.seed,
+        )
+        progress = context.progress if context.show_progress else None
+        trained = train_surrogate(model, tokenized, targets, settings, progress)
+        fisher = fisher_pass(
+            model,
+            trained.model,
+            trained.head,
+            tokenized,
+            targets,
+            components=self.components,
+            labels=self.labels,
+            reduction=self.reduction,
+            batch_size=self.fisher_batch_size,
+            seed=self.seed,
+            progress=progress,
+        )
+        train_details = trained.details
+        del trained  # the fine-tuned copy is not needed any more: free it before the next job
+        details: dict[str, Any] = {
+            "n": len(examples),
+            "label_kind": examples.label_kind,
+            "surrogate_family": model.family,
+            "truncated": tokenized.truncated,
+            "max_length": tokenized.max_length,
+            **train_details,
+            **fisher.details,
+        }
+        warnings = learning_warnings(details, majority_rate(targets))
+        details["majority_rate"] = majority_rate(targets)
+        details["learned"] = not any(w.startswith("surrogate did not learn") for w in warnings)
+        if tokenized.truncated:
+            warnings.append(
+                f"{tokenized.truncated} of {len(examples)} inputs were longer than {tokenized.max_length} tokens "
+                "and were truncated (raise max_length to keep them whole)"
+            )
+        norms = np.linalg.norm(fisher.array, axis=1)
+        if np.any(norms == 0):
+            zero = [fisher.row_names[i] for i in np.flatnonzero(norms == 0)]
+            warnings.append(f"Fisher is zero for {', '.join(zero)}: per-component normalisation cannot use them")
+        details["seconds"] = round(time.perf_counter() - started, 3)
+        return MethodResult(fisher.array.astype(np.float32), details, warnings)
+
+
+def majority_rate(targets: Any) -> float | None:
+    """Share of the most frequent label class (argmax of soft labels); None for regression."""
+    classes = targets.classes()
+    if classes is None:
+        return None
+    counts = np.bincount(classes.cpu().numpy(), minlength=targets.num_outputs)
+    return round(float(counts.max() / max(1, counts.sum())), 6)
+
+
+def learning_warnings(details: dict[str, Any], majority: float | None) -> list[str]:
+    """Warnings when fine-tuning did not learn: the embedding then describes an untrained head."""
+    warnings = []
+    before, after = details.get("probe_loss_before"), details.get("probe_loss_after")
+    if before is not None and after is not None and not after < before * (1 - LOSS_DROP):
+        warnings.append(
+            f"surrogate did not learn: probe loss {before:.4g} -> {after:.4g} (less than {LOSS_DROP:.0%} lower); "
+            "raise learning_rate or epochs (or the labels carry no information, e.g. a constant prior)"
+        )
+    agreement = details.get("agreement")
+    if majority is not None and agreement is not None and majority < 1.0 and agreement <= majority + LEARNING_MARGIN:
+        warnings.append(
+            f"surrogate did not learn beyond the majority class: agreement with its labels {agreement:.3f} vs "
+            f"majority rate {majority:.3f}; raise learning_rate or epochs"
+        )
+    return warnings
