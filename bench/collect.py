@@ -1,0 +1,44 @@
+"""Assemble docs/benchmarks.md from the tables the bench scripts wrote (bench/RESULTS-*.md).
+
+    .venv/bin/python bench/collect.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+SECTIONS = [
+    ("taskemb", "TaskEmb Fisher pass (`bench/taskemb_fisher.py`)"),
+    ("tupate", "TuPaTE: one tuning step vs one fine-tuning step (`bench/tupate_step.py`)"),
+    ("openai", "OpenAI-compatible source against the local llama.cpp server (`bench/openai_throughput.py`)"),
+    ("ray", "Local vs Ray executor (`bench/ray_executor.py`)"),
+    ("demo", "The main job, `fute demo` (`bench/demo_time.py`)"),
+]
+HEADER = """# Benchmarks
+
+Speed and memory goals live in `bench/` scripts that measure the things compared **side by side in one run**
+and print ratios; each script writes its table to `bench/RESULTS-<name>.md`, and `bench/collect.py` copies
+them here. No test is timed. Run them all with `make bench`, or one with the command shown in its section.
+
+**Conditions.** Unless a table says otherwise these figures come from the project's 2-core CPU machine
+(x86_64, torch 2.13.0+cpu; no GPU was lent to this session). Several were taken **while other busy processes
+shared the two cores** (each table states its load): absolute times are then inflated and are upper bounds;
+the ratios, measured on the same batches in the same process, are what the goals are about.
+
+"""
+
+
+def main() -> None:
+    parts = [HEADER]
+    for name, title in SECTIONS:
+        path = ROOT / "bench" / f"RESULTS-{name}.md"
+        lines = path.read_text().splitlines() if path.exists() else ["_not measured yet_"]
+        if lines and lines[0].startswith("# "):
+            lines = lines[1:]
+        parts.append(f"## {title}\n\n" + "\n".join(lines).strip() + "\n\n")
+    (ROOT / "docs" / "benchmarks.md").write_text("".join(parts).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()
