@@ -1,6 +1,6 @@
 """Assemble docs/benchmarks.md from the tables the bench scripts wrote (bench/RESULTS-*.md).
 
-    .venv/bin/python bench/collect.py
+.venv/bin/python bench/collect.py
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -42,12 +42,12 @@ def main() -> None:
         [
             "# fute demo",
             "",
-            f"Command: `.venv/bin/python bench/demo_time.py` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"Command: `.venv/bin/python bench/demo_time.py` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
             f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, {load_after:.1f} after)",
             "",
             "| run | wall time | goal |",
             "|---|---|---|",
-            f"| first run (fresh cache: model conversion, fine-tuning, all embeddings) | {first / 60:.1f} min | <= 10 min |",
+            f"| first run (fresh cache: conversion, fine-tuning, all embeddings) | {first / 60:.1f} min | <= 10 min |",
             f"| second run (everything from the store and caches) | {second:.0f} s | < 60 s |",
             "",
         ]
