@@ -1,0 +1,248 @@
+"""The ``tupate`` method: the parameters tuned on a task, with the surrogate frozen, are its embedding.
+
+TuPaTE (Zhou et al., EMNLP 2022) as FUTE uses it. The space fixes the surrogate, the variant, the
+options and the seed; the seed fixes the initial tuned parameters, the initial head (with the number
+of classes), the data order and dropout. Two embeddings of one space therefore start from the same
+point, and what differs is what the task taught them: the reason raw cosine between them sits near 1
+and the default metric is cosine centred on the collection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Literal
+
+import attrs
+import numpy as np
+
+from fute_kit.components import MethodResult, RunContext
+from fute_kit.errors import DataError
+from fute_kit.examples import Examples
+from fute_kit.options import option
+
+Variant = Literal["prompt", "prefix", "lora", "bitfit"]
+VARIANTS: tuple[str, ...] = ("prompt", "prefix", "lora", "bitfit")
+
+# CPU defaults of the learning rate per variant (the reference's 1e-2 is for prompts and prefixes; LoRA and
+# BitFit change weights the whole input flows through, and learn stably at a smaller rate).
+DEFAULT_LEARNING_RATES = {"prompt": 1e-2, "prefix": 1e-2, "lora": 1e-3, "bitfit": 1e-3}
+
+# The loss on the probe examples must fall by this fraction, and agreement must beat the majority rate by
+# this margin, or the tuned parameters did not learn the task (the same thresholds as taskemb).
+LOSS_DROP = 0.02
+LEARNING_MARGIN = 0.02
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer, got {value}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
+
+
+@attrs.frozen
+class TuPaTE:
+    """Tuned parameters as the task embedding: soft prompt (default), prefix, LoRA or BitFit."""
+
+    name: ClassVar[str] = "tupate"
+    # Tuned parameters of one space share their initialisation, so raw cosine saturates near 1 (methods.md §4).
+    default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"center": "collection"})
+
+    variant: Variant = option(
+        "prompt",
+        help="what is tuned: 'prompt' (soft prompt), 'prefix' (key/value prefixes, P-tuning v2), 'lora', 'bitfit'",
+    )
+    output: Literal["matrix", "mean"] = option(
+        "matrix",
+        help="prompt/prefix: the L x d matrix (default; cka compares it position by position) or its mean over "
+        "positions; lora/bitfit embeddings are always flat vectors",
+    )
+    length: int = option(
+        16, help="L: soft-prompt vectors (prompt) or key/value positions per layer (prefix)", validator=_positive
+    )
+    init: Literal["vocab", "random"] = option(
+        "vocab",
+        help="prompt/prefix start: 'vocab' (embeddings, or keys/values, of L random vocabulary tokens) or "
+        "'random' (normal, at the scale of those)",
+    )
+    rank: int = option(4, help="LoRA rank r", validator=_positive)
+    lora_alpha: float = option(
+        8.0, help="LoRA scaling alpha (the update is scaled by alpha / r)", validator=_non_negative
+    )
+    learning_rate: float | None = option(
+        None,
+        help="AdamW learning rate of the tuned parameters; default per variant: prompt/prefix 1e-2, lora/bitfit 1e-3",
+        validator=_non_negative,
+    )
+    head_learning_rate: float = option(
+        1e-2,
+        help="AdamW learning rate of the linear head (1e-3 left MiniLM prompts at half the accuracy)",
+        validator=_non_negative,
+    )
+    epochs: int = option(5, help="training epochs (fewer with early stopping); reference 30-60", validator=_positive)
+    batch_size: int = option(32, help="training batch size (reference 32 for datasets)", validator=_positive)
+    max_length: int = option(128, help="tokens per input; longer inputs are truncated and counted", validator=_positive)
+    warmup_fraction: float = option(0.05, help="fraction of steps with linear warm-up", validator=_fraction)
+    weight_decay: float = option(
+        0.01, help="AdamW weight decay (tuned parameters and head weight)", validator=_non_negative
+    )
+    max_grad_norm: float = option(1.0, help="gradient clipping norm", validator=_non_negative)
+    early_stopping_fraction: float = option(
+        0.1,
+        help="hold out this fraction to stop early on its loss and keep the best epoch (0 = train all epochs)",
+        validator=_fraction,
+    )
+    patience: int = option(
+        3, help="epochs without held-out improvement before stopping (reference 4)", validator=_positive
+    )
+    soft_loss: Literal["ce", "bce"] = option(
+        "ce", help="loss for soft labels: soft-target cross-entropy, or 'bce' (multi-label, as the reference code)"
+    )
+    seed: int = option(0, help="fixes the initial tuned parameters and head, the data order and dropout")
+    device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
+
+    def __attrs_post_init__(self) -> None:
+        choices = {
+            "variant": VARIANTS,
+            "output": ("matrix", "mean"),
+            "init": ("vocab", "random"),
+            "soft_loss": ("ce", "bce"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}; got {getattr(self, key)!r}")
+        if self.output == "mean" and self.variant in ("lora", "bitfit"):
+            raise ValueError(
+                f"output = 'mean' averages prompt or prefix positions; {self.variant} embeddings are flat vectors "
+                "(remove output, or choose variant 'prompt' or 'prefix')"
+            )
+
+    @property
+    def effective_learning_rate(self) -> float:
+        return DEFAULT_LEARNING_RATES[self.variant] if self.learning_rate is None else float(self.learning_rate)
+
+    def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
+        import torch
+
+        from fute_kit_hf.surrogate import load_surrogate, make_head
+        from fute_kit_tupate.training import Settings, train
+        from fute_kit_tupate.tuners import setup_variant
+
+        started = time.perf_counter()
+        _targets(examples, "cpu", self.soft_loss)  # bad labels fail before the model loads
+        model = load_surrogate(surrogate, self.device)
+        targets = _targets(examples, model.device, self.soft_loss)
+        max_length = self._max_length(model)
+        tokenized = model.tokenize(examples, max_length)
+        tuned = setup_variant(
+            model,
+            self.variant,
+            length=self.length,
+            init=self.init,
+            rank=self.rank,
+            alpha=self.lora_alpha,
+            seed=self.seed,
+        )
+        initial = tuned.snapshot()
+        head = make_head(model.hidden_size, targets.num_outputs, self.seed, model.device)
+        settings = Settings(
+            epochs=self.epochs,
+            learning_rate=self.effective_learning_rate,
+            head_learning_rate=self.head_learning_rate,
+            batch_size=self.batch_size,
+            warmup_fraction=self.warmup_fraction,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            early_stopping_fraction=self.early_stopping_fraction,
+            patience=self.patience,
+            seed=self.seed,
+        )
+        progress = context.progress if context.show_progress else None
+        train_details = train(model, tuned, head, tokenized, targets, settings, progress)
+        array = tuned.embedding(self.output)
+        with torch.no_grad():
+            moved = torch.sqrt(sum(((p.detach() - initial[n]) ** 2).sum() for n, p in tuned.params.items()))
+            start = torch.sqrt(sum((v**2).sum() for v in initial.values()))
+        majority = _majority_rate(targets)
+        details: dict[str, Any] = {
+            "n": len(examples),
+            "label_kind": examples.label_kind,
+            "variant": self.variant,
+            "surrogate_family": model.family,
+            "tuned_parameters": tuned.size,
+            "embedding_shape": list(array.shape),
+            "learning_rate": settings.learning_rate,
+            "truncated": tokenized.truncated,
+            "max_length": tokenized.max_length,
+            "relative_change": round(float(moved / start.clamp_min(1e-12)), 6),
+            **tuned.details,
+            **train_details,
+            "majority_rate": majority,
+        }
+        warnings = _learning_warnings(details, majority)
+        details["learned"] = not warnings
+        if tokenized.truncated:
+            warnings.append(
+                f"{tokenized.truncated} of {len(examples)} inputs were longer than {tokenized.max_length} tokens "
+                "and were truncated (raise max_length to keep them whole)"
+            )
+        details["seconds"] = round(time.perf_counter() - started, 3)
+        del tuned, head  # free the model copy before the next job
+        return MethodResult(array, details, warnings)
+
+    def _max_length(self, model: Any) -> int:
+        """The text budget: a soft prompt takes ``length`` of the model's positions."""
+        if self.variant != "prompt":
+            return self.max_length
+        room = model.max_positions - self.length
+        if room < 8:
+            raise DataError(
+                f"tupate: a prompt of length {self.length} leaves {room} of surrogate {model.name!r}'s "
+                f"{model.max_positions} positions for the text; lower length"
+            )
+        return min(self.max_length, room)
+
+
+def _targets(examples: Examples, device: Any, soft_loss: str) -> Any:
+    """taskemb's label validation and tensors, with errors naming this method."""
+    from fute_kit_taskemb.training import make_targets
+
+    try:
+        return make_targets(examples, soft_loss, device)  # type: ignore[arg-type]
+    except DataError as exc:
+        message = str(exc)
+        raise DataError("tupate:" + message.removeprefix("taskemb:")) from exc
+
+
+def _majority_rate(targets: Any) -> float | None:
+    classes = targets.classes()
+    if classes is None:
+        return None
+    counts = np.bincount(classes.cpu().numpy(), minlength=targets.num_outputs)
+    return round(float(counts.max() / max(1, counts.sum())), 6)
+
+
+def _learning_warnings(details: dict[str, Any], majority: float | None) -> list[str]:
+    """Warnings when the tuned parameters did not learn: the embedding then is mostly its initialisation."""
+    warnings = []
+    before, after = details.get("probe_loss_before"), details.get("probe_loss_after")
+    if before is not None and after is not None and not after < before * (1 - LOSS_DROP):
+        warnings.append(
+            f"tuned parameters did not learn: probe loss {before:.4g} -> {after:.4g} (less than {LOSS_DROP:.0%} "
+            "lower); raise learning_rate or epochs (or the labels carry no information, e.g. a constant prior)"
+        )
+    agreement = details.get("agreement")
+    if majority is not None and agreement is not None and majority < 1.0 and agreement <= majority + LEARNING_MARGIN:
+        warnings.append(
+            f"tuned parameters did not learn beyond the majority class: agreement with the labels {agreement:.3f} "
+            f"vs majority rate {majority:.3f}; raise learning_rate or epochs"
+        )
+    return warnings
