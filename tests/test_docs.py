@@ -31,3 +31,18 @@ def test_the_guide_shows_the_example_plugin_code() -> None:
     source = (ROOT / "docs/examples/fute-kit-sklearn-example/src/fute_kit_sklearn_example/__init__.py").read_text()
     body = source[source.index("@attrs.frozen") :].strip()
     assert body in guide, "docs/plugin-authors.md must show the example plugin's code as it is"
+
+
+def test_readme_study_is_valid() -> None:
+    import tomllib
+
+    import pytest
+
+    pytest.importorskip("fute_kit_hf")
+    from fute_kit.config import parse_config
+    from fute_kit.registry import get_registry
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```toml", 1)[1].split("```", 1)[0]
+    config = parse_config(tomllib.loads(block), get_registry())
+    assert [m.name for m in config.models] == ["smollm2/review", "smollm2/plain"]
