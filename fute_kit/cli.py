@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fute_kit.clitools import parse_settings
 from fute_kit.errors import FuteError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -130,20 +130,6 @@ def _print_outcomes(result: Any) -> None:
 
 
 # -- fute embed ----------------------------------------------------------------------------------
-def _parse_settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as TOML literals (numbers, lists, tables) or plain text."""
-    settings: dict[str, Any] = {}
-    for item in values:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not key=value", param_hint=flag)
-        key, raw = item.split("=", 1)
-        try:
-            settings[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            settings[key.strip()] = raw
-    return settings
-
-
 @cli.command()
 @click.argument("kind", type=click.Choice(["dataset", "model"]))
 @click.argument("name")
@@ -179,13 +165,13 @@ def embed(
     from fute_kit.config import parse_config
     from fute_kit.pipeline import run_study
 
-    entry = {"name": name, "source": source, **_parse_settings(settings, "--set")}
+    entry = {"name": name, "source": source, **parse_settings(settings, "--set")}
     data: dict[str, Any] = {
-        "space": {"surrogate": surrogate, "method": method, "options": _parse_settings(method_options, "--option")},
+        "space": {"surrogate": surrogate, "method": method, "options": parse_settings(method_options, "--option")},
         "datasets" if kind == "dataset" else "models": [entry],
     }
     if kind == "model":
-        data["unlabeled"] = _parse_settings(unlabeled, "--unlabeled")
+        data["unlabeled"] = parse_settings(unlabeled, "--unlabeled")
     config = parse_config(data, path="command line")
     result = run_study(config, out_dir, show_progress=not no_progress)
     _print_outcomes(result)
@@ -223,7 +209,7 @@ def similarity(
     embeddings = store.load_all(space_id)
     if not embeddings:
         raise DataError(f"no embeddings of space {space_id!r} in {store.root}")
-    matrix = similarity_matrix(embeddings, metric, _parse_settings(metric_options, "--option"))
+    matrix = similarity_matrix(embeddings, metric, parse_settings(metric_options, "--option"))
     if out_path:
         matrix.write(out_path)
         click.echo(f"wrote {out_path}")

@@ -16,9 +16,9 @@ CANDIDATE_SETS = ("datasets", "models", "prompts", "all")
 
 
 def _settings(values: tuple[str, ...], flag: str) -> dict:
-    from fute_kit.cli import _parse_settings
+    from fute_kit.clitools import parse_settings
 
-    return _parse_settings(values, flag)
+    return parse_settings(values, flag)
 
 
 # -- fute rank ------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +9,9 @@ import click
 
 
 def _settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """``key=value`` pairs; values are TOML literals (numbers, lists) or else plain text."""
-    settings: dict[str, Any] = {}
-    for item in values:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not key=value", param_hint=flag)
-        key, raw = item.split("=", 1)
-        try:
-            settings[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            settings[key.strip()] = raw
-    return settings
+    from fute_kit.clitools import parse_settings
+
+    return parse_settings(values, flag)
 
 
 @click.command("finetune")
