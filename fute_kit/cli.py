@@ -19,14 +19,21 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 class FuteGroup(click.Group):
     """Loads plugin commands lazily (so ``fute --help`` stays fast) and turns errors into messages."""
 
-    _plugins_loaded = False
+    _loaded_for: object = None  # the registry whose plugin commands are added
+    _plugin_commands: tuple[str, ...] = ()
 
     def _load_plugin_commands(self) -> None:
-        if not self._plugins_loaded:
-            self._plugins_loaded = True
-            from fute_kit.registry import get_registry
+        from fute_kit.registry import get_registry
 
-            get_registry().host.pm.hook.register_commands(cli=self)
+        registry = get_registry()
+        if self._loaded_for is registry:
+            return
+        for name in self._plugin_commands:  # another registry (tests): drop the old plugins' commands
+            self.commands.pop(name, None)
+        before = set(self.commands)
+        registry.host.pm.hook.register_commands(cli=self)
+        type(self)._plugin_commands = tuple(set(self.commands) - before)
+        type(self)._loaded_for = registry
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)

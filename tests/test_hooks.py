@@ -104,9 +104,8 @@ def test_dataset_source_executor_and_study_finished(hook_plugin: HookPlugin, tmp
 
 
 def test_register_commands_adds_a_subcommand(hook_plugin: HookPlugin) -> None:
-    from fute_kit.cli import FuteGroup, cli
+    from fute_kit.cli import cli
 
-    FuteGroup._plugins_loaded = False
     result = CliRunner().invoke(cli, ["hello"])
     assert result.output.strip() == "hello from a plugin"
 
