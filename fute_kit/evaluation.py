@@ -278,10 +278,13 @@ def label_free_scores(study: Study) -> dict[str, dict[str, float]]:
         histogram = np.bincount(p.argmax(axis=1), minlength=k) / len(p)
         scores["label_entropy"][label] = float(_entropy(histogram))
         scores["neg_mean_entropy"][label] = float(-_entropy(p).mean())
-    groups: dict[str, list[str]] = {}
+    # An ensemble is the prompts of one LLM that answer with the same classes (a study may hold prompts of
+    # several tasks for one LLM: each task's prompts vote among themselves).
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for label in probs:
         if is_prompt(label):
-            groups.setdefault(split_label(label)[1].split("/", 1)[0], []).append(label)
+            llm = split_label(label)[1].split("/", 1)[0]
+            groups.setdefault((llm, tuple(sorted(probs[label][1]))), []).append(label)
     for members in groups.values():
         names = tuple(sorted(probs[members[0]][1]))  # one fixed class order, so ties break the same way
         n = len(probs[members[0]][0])

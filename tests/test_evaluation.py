@@ -341,3 +341,13 @@ def test_measure_errors(toy_registry: Any, tmp_path: Path, fute_cli: Any) -> Non
     assert result.exit_code == 2 and "source 'inline' has no 'split' option" in result.output
     result = runner.invoke(fute_cli, ["measure", str(config), "--dataset", "reviews", "--model", "x", "--out", out])
     assert result.exit_code == 2 and "no model 'x'" in result.output
+
+
+def test_ensembles_form_per_label_set_of_one_llm(tmp_path: Path) -> None:
+    # One LLM with prompts of two tasks: each task's prompts vote among themselves.
+    put_model(tmp_path, "L/sent-a", [[1.0, 0.0], [0.0, 1.0]], ("neg", "pos"))
+    put_model(tmp_path, "L/sent-b", [[1.0, 0.0], [1.0, 0.0]], ("neg", "pos"))
+    put_model(tmp_path, "L/subj-a", [[1.0, 0.0], [0.0, 1.0]], ("obj", "subj"))
+    put_model(tmp_path, "L/subj-b", [[0.0, 1.0], [0.0, 1.0]], ("obj", "subj"))
+    scores = label_free_scores(open_study(tmp_path))
+    assert set(scores["ensemble_mean"]) == {"model:L/sent-a", "model:L/sent-b", "model:L/subj-a", "model:L/subj-b"}
