@@ -35,9 +35,7 @@ def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
 
 
 # Agreement with the labels must beat the majority rate by this much, or training did not learn.
-LEARNING_MARGIN = 0.02
 # The eval loss on the probe examples must fall by this fraction, or training did not learn.
-LOSS_DROP = 0.02
 
 
 @attrs.frozen
@@ -94,7 +92,13 @@ class TaskEmb:
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         from fute_kit_hf.surrogate import load_surrogate
         from fute_kit_taskemb.fisher import fisher_pass
-        from fute_kit_taskemb.training import TrainSettings, make_targets, train_surrogate
+        from fute_kit_taskemb.training import (
+            TrainSettings,
+            learning_warnings,
+            majority_rate,
+            make_targets,
+            train_surrogate,
+        )
 
         started = time.perf_counter()
         make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
@@ -138,8 +142,8 @@ class TaskEmb:
             **train_details,
             **fisher.details,
         }
-        warnings = learning_warnings(details, majority_rate(targets))
         details["majority_rate"] = majority_rate(targets)
+        warnings = learning_warnings(details, details["majority_rate"])
         details["learned"] = not any(w.startswith("surrogate did not learn") for w in warnings)
         if tokenized.truncated:
             warnings.append(
@@ -152,30 +156,3 @@ class TaskEmb:
             warnings.append(f"Fisher is zero for {', '.join(zero)}: per-component normalisation cannot use them")
         details["seconds"] = round(time.perf_counter() - started, 3)
         return MethodResult(fisher.array.astype(np.float32), details, warnings)
-
-
-def majority_rate(targets: Any) -> float | None:
-    """Share of the most frequent label class (argmax of soft labels); None for regression."""
-    classes = targets.classes()
-    if classes is None:
-        return None
-    counts = np.bincount(classes.cpu().numpy(), minlength=targets.num_outputs)
-    return round(float(counts.max() / max(1, counts.sum())), 6)
-
-
-def learning_warnings(details: dict[str, Any], majority: float | None) -> list[str]:
-    """Warnings when fine-tuning did not learn: the embedding then describes an untrained head."""
-    warnings = []
-    before, after = details.get("probe_loss_before"), details.get("probe_loss_after")
-    if before is not None and after is not None and not after < before * (1 - LOSS_DROP):
-        warnings.append(
-            f"surrogate did not learn: probe loss {before:.4g} -> {after:.4g} (less than {LOSS_DROP:.0%} lower); "
-            "raise learning_rate or epochs (or the labels carry no information, e.g. a constant prior)"
-        )
-    agreement = details.get("agreement")
-    if majority is not None and agreement is not None and majority < 1.0 and agreement <= majority + LEARNING_MARGIN:
-        warnings.append(
-            f"surrogate did not learn beyond the majority class: agreement with its labels {agreement:.3f} vs "
-            f"majority rate {majority:.3f}; raise learning_rate or epochs"
-        )
-    return warnings

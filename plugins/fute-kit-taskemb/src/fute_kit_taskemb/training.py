@@ -288,3 +288,36 @@ def train_surrogate(
         details["held_out_losses"] = [round(v, 6) for v in held_losses]
         details["best_epoch"] = best_state["epoch"] if best_state is not None else None
     return Trained(model, head, details)
+
+
+# A fine-tuning that did not lower the probe loss by this share, or whose agreement with its labels stays
+# within this margin of the majority rate, did not learn: the embedding then describes its initialisation.
+LOSS_DROP = 0.02
+LEARNING_MARGIN = 0.02
+
+
+def majority_rate(targets: Any) -> float | None:
+    """Share of the most frequent label class (argmax of soft labels); None for regression."""
+    classes = targets.classes()
+    if classes is None:
+        return None
+    counts = np.bincount(classes.cpu().numpy(), minlength=targets.num_outputs)
+    return round(float(counts.max() / max(1, counts.sum())), 6)
+
+
+def learning_warnings(details: dict[str, Any], majority: float | None, what: str = "surrogate") -> list[str]:
+    """Warnings when training did not learn; ``what`` names the trained part ("surrogate", "tuned parameters")."""
+    warnings = []
+    before, after = details.get("probe_loss_before"), details.get("probe_loss_after")
+    if before is not None and after is not None and not after < before * (1 - LOSS_DROP):
+        warnings.append(
+            f"{what} did not learn: probe loss {before:.4g} -> {after:.4g} (less than {LOSS_DROP:.0%} lower); "
+            "raise learning_rate or epochs (or the labels carry no information, e.g. a constant prior)"
+        )
+    agreement = details.get("agreement")
+    if majority is not None and agreement is not None and majority < 1.0 and agreement <= majority + LEARNING_MARGIN:
+        warnings.append(
+            f"{what} did not learn beyond the majority class: agreement with its labels {agreement:.3f} vs "
+            f"majority rate {majority:.3f}; raise learning_rate or epochs"
+        )
+    return warnings

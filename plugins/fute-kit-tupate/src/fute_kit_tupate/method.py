@@ -13,12 +13,12 @@ import time
 from typing import Any, ClassVar, Literal
 
 import attrs
-import numpy as np
 
 from fute_kit.components import MethodResult, RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.options import option
+from fute_kit_taskemb.training import learning_warnings, majority_rate
 
 Variant = Literal["prompt", "prefix", "lora", "bitfit"]
 VARIANTS: tuple[str, ...] = ("prompt", "prefix", "lora", "bitfit")
@@ -29,8 +29,6 @@ DEFAULT_LEARNING_RATES = {"prompt": 1e-2, "prefix": 1e-2, "lora": 1e-3, "bitfit"
 
 # The loss on the probe examples must fall by this fraction, and agreement must beat the majority rate by
 # this margin, or the tuned parameters did not learn the task (the same thresholds as taskemb).
-LOSS_DROP = 0.02
-LEARNING_MARGIN = 0.02
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -171,7 +169,7 @@ class TuPaTE:
         with torch.no_grad():
             moved = torch.sqrt(sum(((p.detach() - initial[n]) ** 2).sum() for n, p in tuned.params.items()))
             start = torch.sqrt(sum((v**2).sum() for v in initial.values()))
-        majority = _majority_rate(targets)
+        majority = majority_rate(targets)
         details: dict[str, Any] = {
             "n": len(examples),
             "label_kind": examples.label_kind,
@@ -187,7 +185,7 @@ class TuPaTE:
             **train_details,
             "majority_rate": majority,
         }
-        warnings = _learning_warnings(details, majority)
+        warnings = learning_warnings(details, majority, "tuned parameters")
         details["learned"] = not warnings
         if tokenized.truncated:
             warnings.append(
@@ -220,29 +218,3 @@ def _targets(examples: Examples, device: Any, soft_loss: str) -> Any:
     except DataError as exc:
         message = str(exc)
         raise DataError("tupate:" + message.removeprefix("taskemb:")) from exc
-
-
-def _majority_rate(targets: Any) -> float | None:
-    classes = targets.classes()
-    if classes is None:
-        return None
-    counts = np.bincount(classes.cpu().numpy(), minlength=targets.num_outputs)
-    return round(float(counts.max() / max(1, counts.sum())), 6)
-
-
-def _learning_warnings(details: dict[str, Any], majority: float | None) -> list[str]:
-    """Warnings when the tuned parameters did not learn: the embedding then is mostly its initialisation."""
-    warnings = []
-    before, after = details.get("probe_loss_before"), details.get("probe_loss_after")
-    if before is not None and after is not None and not after < before * (1 - LOSS_DROP):
-        warnings.append(
-            f"tuned parameters did not learn: probe loss {before:.4g} -> {after:.4g} (less than {LOSS_DROP:.0%} "
-            "lower); raise learning_rate or epochs (or the labels carry no information, e.g. a constant prior)"
-        )
-    agreement = details.get("agreement")
-    if majority is not None and agreement is not None and majority < 1.0 and agreement <= majority + LEARNING_MARGIN:
-        warnings.append(
-            f"tuned parameters did not learn beyond the majority class: agreement with the labels {agreement:.3f} "
-            f"vs majority rate {majority:.3f}; raise learning_rate or epochs"
-        )
-    return warnings
