@@ -83,9 +83,9 @@ def main() -> None:
     from fute_kit.components import RunContext
     from fute_kit_hf.datasets import BuiltinDataset
     from fute_kit_hf.surrogate import load_surrogate, make_head
+    from fute_kit_hf.targets import make_targets
     from fute_kit_taskemb.fisher import fisher_pass, per_example_fisher
     from fute_kit_taskemb.method import TaskEmb
-    from fute_kit_taskemb.training import make_targets
 
     transformers.utils.logging.set_verbosity_error()
     context = RunContext(show_progress=False)

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-MODES = ("prompt", "prefix", "lora", "bitfit", "full")
+# "prompt+dropout": prompt tuning with the frozen surrogate's dropout on, as the reference code runs it.
+MODES = ("prompt", "prompt+dropout", "prefix", "lora", "bitfit", "full")
 RESULTS = Path(__file__).resolve().parent / "RESULTS-tupate.md"
 
 
@@ -65,7 +66,9 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
         def pooled() -> Any:
             return surrogate.forward_features(model, batch, output_hidden_states=False).pooled
     else:
-        tuned = setup_variant(surrogate, args.mode, length=16, init="vocab", rank=4, alpha=8.0, seed=0)
+        variant, _, extra = args.mode.partition("+")
+        tuned = setup_variant(surrogate, variant, length=16, init="vocab", rank=4, alpha=8.0, seed=0)
+        tuned.model.train(extra == "dropout")  # as tupate trains: the frozen surrogate without dropout by default
         params = list(tuned.params.values())
         embedding_size = int(tuned.embedding("matrix").size)
         prompt = tuned
@@ -172,7 +175,9 @@ def main() -> None:
             "backward, AdamW step; the first (optimizer-allocating) step is not timed. Peak memory growth is the "
             "peak resident set minus the resident set after loading the surrogate (CPU), so it includes the "
             "private copy of the model every mode trains on. The goal is prompt / full < 0.7: no weight "
-            "gradients and no optimizer state for the weights are needed.\n\n"
+            "gradients and no optimizer state for the weights are needed. The full step trains with dropout, "
+            "as fine-tuning does; tupate runs the frozen surrogate without it (option `dropout = false`, the "
+            "default), and `prompt+dropout` is the same step with it, as the reference code runs it.\n\n"
             f"{table}\n"
         )
         atomic_write_text(RESULTS, text)

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from fute_kit.examples import Examples
+from fute_kit_hf.targets import Targets, make_targets
 from fute_kit_taskemb.fisher import fisher_pass, per_example_fisher
-from fute_kit_taskemb.training import Targets, TrainSettings, make_targets, train_surrogate
+from fute_kit_taskemb.training import TrainSettings, train_surrogate
 
 FAMILIES = ("bert", "t5", "gpt2", "llama")
 SETTINGS = TrainSettings(

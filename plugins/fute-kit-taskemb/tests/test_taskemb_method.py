@@ -92,6 +92,28 @@ def test_warns_when_the_surrogate_does_not_learn(
     assert result.details["probe_loss_after"] == pytest.approx(result.details["probe_loss_before"])
 
 
+def test_the_probe_head_fits_the_labels_and_does_not_depend_on_the_seed(
+    tiny_model_dir: Callable[..., str], hard_examples: Examples, context: Any
+) -> None:
+    from fute_kit_hf.probe import fit_probe
+    from fute_kit_hf.surrogate import make_head
+
+    # The probe alone (no fine-tuning) lowers the loss.
+    options = {**FAST, "learning_rate": 0.0, "head_init": "probe"}
+    result = TaskEmb(**options).embed(hard_examples, tiny_model_dir("bert"), context)
+    assert result.details["head_init"] == "probe"
+    assert result.details["probe_loss_after"] < result.details["probe_loss_before"]
+    # The fit is convex and starts from zero: heads drawn from different seeds end at the same point.
+    features = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))
+    labels = (features[:, 0] > 0).long()
+    heads = [make_head(8, 2, seed) for seed in (0, 1)]
+    assert not torch.equal(heads[0].weight, heads[1].weight)
+    for head in heads:
+        fit_probe(head, features, labels, "ce")
+    assert torch.allclose(heads[0].weight, heads[1].weight) and torch.allclose(heads[0].bias, heads[1].bias)
+    assert (heads[0](features).argmax(-1) == labels).float().mean() > 0.9
+
+
 def test_no_warning_when_it_learns(tiny_model_dir: Callable[..., str], hard_examples: Examples, context: Any) -> None:
     result = TaskEmb(**{**FAST, "epochs": 6}).embed(hard_examples, tiny_model_dir("bert"), context)
     assert result.details["learned"] is True, result.warnings

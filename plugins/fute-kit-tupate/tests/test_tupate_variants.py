@@ -32,7 +32,7 @@ def _base_name(name: str) -> str:
 def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, str], dict[str, Any]]:
     """Factory: (family, variant) → the surrogate, the tuned copy before/after training and the head."""
     from fute_kit_hf.surrogate import load_surrogate, make_head
-    from fute_kit_taskemb.training import make_targets
+    from fute_kit_hf.targets import make_targets
     from fute_kit_tupate.training import Settings, train
     from fute_kit_tupate.tuners import setup_variant
 
@@ -217,3 +217,32 @@ def test_prefix_embedding_averages_layers(trained: Callable[[str, str], dict[str
     values = torch.stack([v.detach().permute(1, 0, 2).reshape(4, -1) for v in tuned.prefix.values]).mean(dim=0)
     np.testing.assert_allclose(matrix, torch.cat([keys, values], dim=1).numpy(), rtol=1e-6)
     np.testing.assert_allclose(tuned.embedding("mean"), matrix.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_the_frozen_surrogate_runs_dropout_only_when_asked(tiny_model_dir: Callable[..., str], dropout: bool) -> None:
+    from fute_kit_hf.surrogate import load_surrogate, make_head
+    from fute_kit_hf.targets import make_targets
+    from fute_kit_tupate.training import Settings, train
+    from fute_kit_tupate.tuners import setup_variant
+
+    surrogate = load_surrogate(tiny_model_dir("bert"), "cpu")
+    examples = toy_examples(8)
+    tuned = setup_variant(surrogate, "prompt", length=2, init="vocab", rank=2, alpha=4.0, seed=0)
+    seen: list[bool] = []
+    dropouts = [m for m in tuned.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts
+    hooks = [m.register_forward_hook(lambda module, _i, _o: seen.append(module.training)) for m in dropouts]
+    settings = Settings(1, 1e-2, 1e-2, 4, 0.0, 0.0, 1.0, 0.0, 1, 0, dropout=dropout)
+    train(
+        surrogate,
+        tuned,
+        make_head(surrogate.hidden_size, 2, 0),
+        surrogate.tokenize(examples, 16),
+        make_targets(examples, "ce", "cpu"),
+        settings,
+    )
+    for hook in hooks:
+        hook.remove()
+    # Evaluation passes (before/after training) always run without dropout; training steps follow the option.
+    assert any(seen) is dropout

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import numpy as np
 
-from fute_kit_taskemb.training import Targets, per_example_loss, target_entropy
+from fute_kit_hf.targets import Targets, per_example_loss, target_entropy
 
 if TYPE_CHECKING:
     import torch

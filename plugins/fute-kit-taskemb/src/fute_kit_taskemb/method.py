@@ -17,6 +17,7 @@ import numpy as np
 from fute_kit.components import MethodResult, RunContext
 from fute_kit.examples import Examples
 from fute_kit.options import option
+from fute_kit_hf.targets import HEAD_INITS, SOFT_LOSSES, head_init_option, soft_loss_option
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -60,9 +61,8 @@ class TaskEmb:
         0.0, help="hold out this fraction to stop early on its loss (0 = train all epochs)", validator=_fraction
     )
     patience: int = option(2, help="epochs without held-out improvement before stopping", validator=_positive)
-    soft_loss: Literal["ce", "bce"] = option(
-        "ce", help="loss for soft labels: soft-target cross-entropy, or 'bce' (multi-label, as the reference code)"
-    )
+    soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
+    head_init: Literal["random", "probe"] = head_init_option()
     components: Literal["both", "layers", "pooled"] = option(
         "both", help="which activations: every layer output, the pooled output, or both"
     )
@@ -80,7 +80,8 @@ class TaskEmb:
 
     def __attrs_post_init__(self) -> None:
         choices = {
-            "soft_loss": ("ce", "bce"),
+            "soft_loss": SOFT_LOSSES,
+            "head_init": HEAD_INITS,
             "components": ("both", "layers", "pooled"),
             "labels": ("empirical", "sampled"),
             "reduction": ("exact", "reference"),
@@ -91,14 +92,9 @@ class TaskEmb:
 
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         from fute_kit_hf.surrogate import load_surrogate
+        from fute_kit_hf.targets import learning_warnings, majority_rate, make_targets
         from fute_kit_taskemb.fisher import fisher_pass
-        from fute_kit_taskemb.training import (
-            TrainSettings,
-            learning_warnings,
-            majority_rate,
-            make_targets,
-            train_surrogate,
-        )
+        from fute_kit_taskemb.training import TrainSettings, train_surrogate
 
         started = time.perf_counter()
         make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
@@ -115,6 +111,7 @@ class TaskEmb:
             early_stopping_fraction=self.early_stopping_fraction,
             patience=self.patience,
             seed=self.seed,
+            head_init=self.head_init,
         )
         progress = context.progress if context.show_progress else None
         trained = train_surrogate(model, tokenized, targets, settings, progress)

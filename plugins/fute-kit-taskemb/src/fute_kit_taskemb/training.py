@@ -10,109 +10,15 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
-from fute_kit.errors import DataError
-from fute_kit.examples import Examples
+from fute_kit_hf.targets import Targets, per_example_loss, split_for_early_stopping, target_entropy
 
 if TYPE_CHECKING:
-    import torch
-
     from fute_kit_hf.surrogate import Surrogate, Tokenized
-
-LossName = Literal["ce", "soft-ce", "bce", "mse"]
-
-
-@attrs.frozen(eq=False)
-class Targets:
-    """The labels as tensors, with the loss that fits them.
-
-    ``values``: (n,) int64 class indices (``ce``), (n, k) float probabilities (``soft-ce``, ``bce``) or
-    (n,) float standardised regression targets (``mse``).
-    """
-
-    values: Any
-    loss: LossName
-    num_outputs: int
-
-    def take(self, indices: np.ndarray) -> Any:
-        import torch
-
-        return self.values[torch.as_tensor(indices, device=self.values.device)]
-
-    def classes(self) -> Any:
-        """The class each example is labelled with (argmax of soft labels), or None for regression."""
-        if self.loss == "ce":
-            return self.values
-        if self.loss in ("soft-ce", "bce"):
-            return self.values.argmax(dim=-1)
-        return None
-
-
-def make_targets(examples: Examples, soft_loss: Literal["ce", "bce"], device: Any) -> Targets:
-    """Validate the labels and turn them into tensors; errors name the dataset and the fix."""
-    import torch
-
-    where = f"taskemb: examples {examples.name!r}" if examples.name else "taskemb: examples"
-    if not len(examples):
-        raise DataError(f"{where} are empty: check the source's path, split or limit")
-    if examples.label_kind == "none" or examples.labels is None:
-        raise DataError(f"{where} have no labels: a DTE needs a labelled dataset, an MTE a model's predictions")
-    labels = np.array(examples.labels)  # a writable copy: torch warns on read-only arrays
-    if len(labels) != len(examples):
-        raise DataError(f"{where}: {len(examples)} texts but {len(labels)} labels")
-    if examples.label_kind == "hard":
-        k = examples.num_classes
-        if k < 2:
-            raise DataError(f"{where}: hard labels need at least 2 classes, got label names {examples.label_names}")
-        return Targets(torch.as_tensor(labels, dtype=torch.long, device=device), "ce", k)
-    if examples.label_kind == "soft":
-        if labels.ndim != 2 or labels.shape[1] < 2:
-            raise DataError(f"{where}: soft labels must have shape (n, classes) with at least 2 classes")
-        if examples.label_names and len(examples.label_names) != labels.shape[1]:
-            raise DataError(
-                f"{where}: soft labels have {labels.shape[1]} columns but {len(examples.label_names)} label names"
-            )
-        if not np.all(np.isfinite(labels)) or labels.min() < 0:
-            raise DataError(f"{where}: soft labels must be finite probabilities")
-        values = torch.as_tensor(labels / labels.sum(axis=1, keepdims=True), dtype=torch.float32, device=device)
-        return Targets(values, "soft-ce" if soft_loss == "ce" else "bce", int(labels.shape[1]))
-    if examples.label_kind == "regression":
-        values = labels.astype(np.float64)
-        if not np.all(np.isfinite(values)):
-            raise DataError(f"{where}: regression targets contain NaN or infinity")
-        # Standardised targets: the embedding does not depend on the unit of the score.
-        std = values.std()
-        values = (values - values.mean()) / (std if std > 0 else 1.0)
-        return Targets(torch.as_tensor(values, dtype=torch.float32, device=device), "mse", 1)
-    raise DataError(f"{where}: label kind {examples.label_kind!r} is not supported")
-
-
-def per_example_loss(logits: torch.Tensor, target: torch.Tensor, loss: LossName) -> torch.Tensor:
-    """The loss of each example, shape (b,)."""
-    import torch.nn.functional as F
-
-    if loss == "ce":
-        return F.cross_entropy(logits, target, reduction="none")
-    if loss == "soft-ce":
-        return -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=-1)
-    return (logits.squeeze(-1) - target) ** 2
-
-
-def target_entropy(target: torch.Tensor, loss: LossName) -> torch.Tensor:
-    """The smallest loss each example can reach: subtracted so soft-label losses can fall to zero."""
-    import torch
-
-    if loss == "soft-ce":
-        return -(torch.special.xlogy(target, target)).sum(dim=-1)
-    if loss == "bce":
-        return -(torch.special.xlogy(target, target) + torch.special.xlogy(1 - target, 1 - target)).sum(dim=-1)
-    return torch.zeros(target.shape[0], device=target.device)
 
 
 @attrs.frozen
@@ -126,6 +32,7 @@ class TrainSettings:
     early_stopping_fraction: float
     patience: int
     seed: int
+    head_init: str = "random"  # or "probe": fitted on frozen features first (fute_kit_hf.probe)
 
 
 @attrs.define(eq=False)
@@ -135,17 +42,6 @@ class Trained:
     model: Any
     head: Any
     details: dict[str, Any]
-
-
-def split_for_early_stopping(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) positions; held-out is empty when ``fraction`` is 0."""
-    if fraction <= 0:
-        return np.arange(n), np.arange(0)
-    held = max(1, round(n * fraction))
-    if n - held < 1:
-        raise DataError(f"early_stopping_fraction {fraction} leaves no training examples out of {n}")
-    order = np.random.default_rng([int(seed), 7]).permutation(n)
-    return np.sort(order[held:]), np.sort(order[:held])
 
 
 def mean_excess_loss(
@@ -205,6 +101,20 @@ def train_surrogate(
     train_tok = tokenized.select(train_pos)
     probe = train_pos[:probe_size]
     loss_before = mean_excess_loss(surrogate, model, head, tokenized, targets, probe, settings.batch_size)
+    probe_details: dict[str, Any] = {}
+    if settings.head_init == "probe":
+        from fute_kit_hf.probe import fit_probe_head
+
+        model.eval()
+        probe_details = fit_probe_head(
+            surrogate,
+            head,
+            tokenized,
+            targets,
+            train_pos,
+            settings.batch_size * 2,
+            lambda batch: surrogate.forward_features(model, batch, output_hidden_states=False).pooled,
+        )
 
     decay, no_decay = [], []
     for module in (model, head):
@@ -272,6 +182,8 @@ def train_surrogate(
     loss_after = mean_excess_loss(surrogate, model, head, tokenized, targets, probe, settings.batch_size)
     window = max(1, min(5, len(step_losses) // 4))
     details: dict[str, Any] = {
+        "head_init": settings.head_init,
+        **probe_details,
         "train_examples": len(train_pos),
         "held_out_examples": len(held_pos),
         "epochs_run": epochs_run,
@@ -288,36 +200,3 @@ def train_surrogate(
         details["held_out_losses"] = [round(v, 6) for v in held_losses]
         details["best_epoch"] = best_state["epoch"] if best_state is not None else None
     return Trained(model, head, details)
-
-
-# A fine-tuning that did not lower the probe loss by this share, or whose agreement with its labels stays
-# within this margin of the majority rate, did not learn: the embedding then describes its initialisation.
-LOSS_DROP = 0.02
-LEARNING_MARGIN = 0.02
-
-
-def majority_rate(targets: Any) -> float | None:
-    """Share of the most frequent label class (argmax of soft labels); None for regression."""
-    classes = targets.classes()
-    if classes is None:
-        return None
-    counts = np.bincount(classes.cpu().numpy(), minlength=targets.num_outputs)
-    return round(float(counts.max() / max(1, counts.sum())), 6)
-
-
-def learning_warnings(details: dict[str, Any], majority: float | None, what: str = "surrogate") -> list[str]:
-    """Warnings when training did not learn; ``what`` names the trained part ("surrogate", "tuned parameters")."""
-    warnings = []
-    before, after = details.get("probe_loss_before"), details.get("probe_loss_after")
-    if before is not None and after is not None and not after < before * (1 - LOSS_DROP):
-        warnings.append(
-            f"{what} did not learn: probe loss {before:.4g} -> {after:.4g} (less than {LOSS_DROP:.0%} lower); "
-            "raise learning_rate or epochs (or the labels carry no information, e.g. a constant prior)"
-        )
-    agreement = details.get("agreement")
-    if majority is not None and agreement is not None and majority < 1.0 and agreement <= majority + LEARNING_MARGIN:
-        warnings.append(
-            f"{what} did not learn beyond the majority class: agreement with its labels {agreement:.3f} vs "
-            f"majority rate {majority:.3f}; raise learning_rate or epochs"
-        )
-    return warnings

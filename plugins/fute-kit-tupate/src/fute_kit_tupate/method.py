@@ -18,7 +18,14 @@ from fute_kit.components import MethodResult, RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.options import option
-from fute_kit_taskemb.training import learning_warnings, majority_rate
+from fute_kit_hf.targets import (
+    HEAD_INITS,
+    SOFT_LOSSES,
+    head_init_option,
+    learning_warnings,
+    majority_rate,
+    soft_loss_option,
+)
 
 Variant = Literal["prompt", "prefix", "lora", "bitfit"]
 VARIANTS: tuple[str, ...] = ("prompt", "prefix", "lora", "bitfit")
@@ -101,8 +108,12 @@ class TuPaTE:
     patience: int = option(
         3, help="epochs without held-out improvement before stopping (reference 4)", validator=_positive
     )
-    soft_loss: Literal["ce", "bce"] = option(
-        "ce", help="loss for soft labels: soft-target cross-entropy, or 'bce' (multi-label, as the reference code)"
+    soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
+    head_init: Literal["random", "probe"] = head_init_option()
+    dropout: bool = option(
+        False,
+        help="run the frozen surrogate with dropout while tuning (as the reference code); off by default: the "
+        "tuned parameters then fit the deterministic model they are read from, and a step costs ~30% less on CPU",
     )
     seed: int = option(0, help="fixes the initial tuned parameters and head, the data order and dropout")
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
@@ -112,7 +123,8 @@ class TuPaTE:
             "variant": VARIANTS,
             "output": ("matrix", "mean"),
             "init": ("vocab", "random"),
-            "soft_loss": ("ce", "bce"),
+            "soft_loss": SOFT_LOSSES,
+            "head_init": HEAD_INITS,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -162,6 +174,8 @@ class TuPaTE:
             early_stopping_fraction=self.early_stopping_fraction,
             patience=self.patience,
             seed=self.seed,
+            dropout=self.dropout,
+            head_init=self.head_init,
         )
         progress = context.progress if context.show_progress else None
         train_details = train(model, tuned, head, tokenized, targets, settings, progress)
@@ -210,11 +224,6 @@ class TuPaTE:
 
 
 def _targets(examples: Examples, device: Any, soft_loss: str) -> Any:
-    """taskemb's label validation and tensors, with errors naming this method."""
-    from fute_kit_taskemb.training import make_targets
+    from fute_kit_hf.targets import make_targets
 
-    try:
-        return make_targets(examples, soft_loss, device)  # type: ignore[arg-type]
-    except DataError as exc:
-        message = str(exc)
-        raise DataError("tupate:" + message.removeprefix("taskemb:")) from exc
+    return make_targets(examples, soft_loss, device, method="tupate")  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Training the tuned parameters and a head with the surrogate frozen.
 
-Same conventions as ``taskemb``'s fine-tuning (whose label handling and losses are reused): the head's
+Same conventions as ``taskemb``'s fine-tuning (labels and losses from ``fute_kit_hf.targets``): the head's
 initial weights come from (seed, number of outputs), the data order from a permutation per (seed, epoch),
 dropout from the global torch RNG seeded inside ``torch.random.fork_rng`` (the caller's RNG state is left
 as it was). Losses are reported as the excess over the targets' own entropy, so soft labels can reach 0.
@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 import torch
 
-from fute_kit_taskemb.training import Targets, per_example_loss, split_for_early_stopping, target_entropy
+from fute_kit_hf.targets import Targets, per_example_loss, split_for_early_stopping, target_entropy
 
 if TYPE_CHECKING:
     from fute_kit_hf.surrogate import Surrogate, Tokenized
@@ -35,6 +35,8 @@ class Settings:
     early_stopping_fraction: float
     patience: int
     seed: int
+    dropout: bool = False  # dropout in the frozen surrogate while tuning
+    head_init: str = "random"  # or "probe": fitted on frozen features first (fute_kit_hf.probe)
 
 
 @attrs.frozen
@@ -100,6 +102,20 @@ def train(
     train_tok = tokenized.select(train_pos)
     probe = train_pos[:probe_size]
     before = evaluate(surrogate, tuned, head, tokenized, targets, probe, settings.batch_size)
+    probe_details: dict[str, Any] = {}
+    if settings.head_init == "probe":
+        from fute_kit_hf.probe import fit_probe_head
+
+        tuned.model.eval()
+        probe_details = fit_probe_head(
+            surrogate,
+            head,
+            tokenized,
+            targets,
+            train_pos,
+            settings.batch_size,
+            lambda batch: tuned.pooled(surrogate, batch),
+        )
 
     tuned_params = list(tuned.params.values())
     optimizer = torch.optim.AdamW(
@@ -124,7 +140,7 @@ def train(
     held_losses: list[float] = []
     best: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int] | None = None
     best_held, bad_epochs, epochs_run = math.inf, 0, 0
-    tuned.model.train()
+    tuned.model.train(settings.dropout)  # the frozen surrogate: dropout only when asked for
     head.train()
     with torch.random.fork_rng(devices=_rng_devices(surrogate.device)):
         torch.manual_seed(settings.seed)  # dropout masks: fixed by the space's seed
@@ -162,6 +178,8 @@ def train(
     final = evaluate(surrogate, tuned, head, tokenized, targets, np.arange(len(tokenized)), settings.batch_size)
     window = max(1, min(5, len(step_losses) // 4))
     details: dict[str, Any] = {
+        "head_init": settings.head_init,
+        **probe_details,
         "train_examples": len(train_pos),
         "held_out_examples": len(held_pos),
         "epochs_run": epochs_run,
