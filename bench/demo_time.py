@@ -1,6 +1,6 @@
 """Wall time of `fute demo` from nothing (fresh cache and output) and of a second run from the store.
 
-    .venv/bin/python bench/demo_time.py [--out bench/RESULTS-demo.md]
+    .venv/bin/python bench/demo_time.py [--out bench/RESULTS-demo.md] [--keep runs/demo]
 
 Goals: the first run within 10 minutes on 2 CPU cores, the second under a minute.
 """
@@ -29,12 +29,18 @@ def timed_demo(out: Path, cache: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS-demo.md"))
+    parser.add_argument(
+        "--keep", type=Path, help="write the demo's output here (replaced if it exists) and keep it, for results.md"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="fute-bench-demo-"))
+    out = args.keep or root / "out"
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
     try:
         load_before = os.getloadavg()[0]
-        first = timed_demo(root / "out", root / "cache")
-        second = timed_demo(root / "out", root / "cache")
+        first = timed_demo(out, root / "cache")
+        second = timed_demo(out, root / "cache")
         load_after = os.getloadavg()[0]
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -46,3 +46,14 @@ def test_learning_warnings_flag_a_flat_loss_and_the_majority_rate() -> None:
     warnings = learning_warnings(flat, majority=0.5, what="tuned parameters")
     assert len(warnings) == 2 and all(w.startswith("tuned parameters did not learn") for w in warnings)
     assert learning_warnings({"probe_loss_before": 0.69, "probe_loss_after": 0.3, "agreement": 0.9}, 0.5) == []
+
+
+def test_prior_targets_are_the_null_task_of_each_label_kind() -> None:
+    from fute_kit_hf.targets import Targets, prior_targets
+
+    hard = prior_targets(Targets(torch.tensor([0, 1, 1, 1]), "ce", 2))
+    assert hard.loss == "soft-ce" and torch.allclose(hard.values, torch.tensor([[0.25, 0.75]] * 4))
+    soft = prior_targets(Targets(torch.tensor([[0.2, 0.8], [0.6, 0.4]]), "soft-ce", 2))
+    assert torch.allclose(soft.values, torch.tensor([[0.4, 0.6]] * 2))
+    regression = prior_targets(Targets(torch.tensor([-1.0, 1.0]), "mse", 1))
+    assert regression.loss == "mse" and not regression.values.any()

@@ -17,7 +17,8 @@ from fute_kit.testing import check_method
 from fute_kit_taskemb.method import TaskEmb
 
 FAMILIES = ("bert", "t5", "gpt2", "llama")
-FAST = {"epochs": 2, "learning_rate": 1e-3, "batch_size": 4, "device": "cpu"}
+# contrast "none": these tests check the Fisher itself; test_contrast_with_the_prior_task checks the contrast.
+FAST = {"epochs": 2, "learning_rate": 1e-3, "batch_size": 4, "device": "cpu", "contrast": "none"}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -192,3 +193,27 @@ def test_minilm_learns_a_real_builtin_dataset(minilm_dir: str, context: Any) -> 
     assert details["learned"] is True, result.warnings
     assert details["train_loss_last"] < details["train_loss_first"]
     assert details["agreement"] > details["majority_rate"] + 0.05
+
+
+def test_contrast_with_the_prior_task(
+    tiny_model_dir: Callable[..., str], hard_examples: Examples, context: Any
+) -> None:
+    surrogate = tiny_model_dir("bert")
+    options = {**FAST, "contrast": "prior"}
+    plain = TaskEmb(**FAST).embed(hard_examples, surrogate, context).array.astype(np.float64)
+    result = TaskEmb(**options).embed(hard_examples, surrogate, context)
+    assert result.details["contrast"] == "prior" and result.array.shape == plain.shape
+    # task rows (unit length) minus the null task's rows (unit length): the difference of two unit vectors
+    unit = plain / np.linalg.norm(plain, axis=1, keepdims=True)
+    null = unit - result.array
+    assert np.allclose(np.linalg.norm(null, axis=1), 1.0, atol=1e-5)
+    assert np.linalg.norm(result.array, axis=1).max() > 1e-3  # the labels carry something beyond their prior
+
+    # A prior-only model labels every text with its prior: that is the null task, so its embedding is zero.
+    prior = np.bincount(hard_examples.labels) / len(hard_examples)
+    constant = Examples(
+        hard_examples.texts, np.tile(prior, (len(hard_examples), 1)), "soft", hard_examples.label_names, name="c"
+    )
+    zero = TaskEmb(**options).embed(constant, surrogate, context)
+    assert not np.any(zero.array)
+    assert any("embedding is zero" in w for w in zero.warnings)

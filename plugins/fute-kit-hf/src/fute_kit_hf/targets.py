@@ -181,3 +181,26 @@ def learning_warnings(details: dict[str, Any], majority: float | None, what: str
             f"majority rate {majority:.3f}; raise learning_rate or epochs"
         )
     return warnings
+
+
+def prior_targets(targets: Targets, uniform: bool = False) -> Targets:
+    """The null task on the same inputs: every example labelled with the labels' prior (mean regression target).
+
+    A model that answers only its label prior is this task; an embedding contrasted with it keeps what the
+    labels say beyond their number, balance and the texts they sit on. ``uniform``: every class equally
+    likely instead (the balance of the labels then stays in the contrast).
+    """
+    import torch
+
+    values = targets.values
+    n = values.shape[0]
+    if uniform and targets.loss in ("ce", "soft-ce", "bce"):
+        k = targets.num_outputs
+        fill = 0.5 if targets.loss == "bce" else 1.0 / k
+        return Targets(torch.full((n, k), fill, device=values.device), "bce" if targets.loss == "bce" else "soft-ce", k)
+    if targets.loss == "ce":
+        prior = torch.bincount(values, minlength=targets.num_outputs).to(torch.float32) / max(1, n)
+        return Targets(prior.expand(n, -1).clone(), "soft-ce", targets.num_outputs)
+    if targets.loss in ("soft-ce", "bce"):
+        return Targets(values.mean(dim=0).expand(n, -1).clone(), targets.loss, targets.num_outputs)
+    return Targets(torch.zeros_like(values), "mse", 1)  # standardised targets: their mean is 0

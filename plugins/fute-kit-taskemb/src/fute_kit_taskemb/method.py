@@ -63,6 +63,13 @@ class TaskEmb:
     patience: int = option(2, help="epochs without held-out improvement before stopping", validator=_positive)
     soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
     head_init: Literal["random", "probe"] = head_init_option()
+    contrast: Literal["prior", "uniform", "none"] = option(
+        "prior",
+        help="'prior': subtract (per component, after L2 normalisation) the Fisher of the null task on the same "
+        "texts, labelled with the labels' prior; removes what text domain, class count and balance put in the "
+        "embedding (a prior-only model embeds to zero). Costs a second training and Fisher pass. 'uniform': the "
+        "null task's labels are uniform over the classes instead. 'none': the raw Fisher, as the reference code",
+    )
     components: Literal["both", "layers", "pooled"] = option(
         "both", help="which activations: every layer output, the pooled output, or both"
     )
@@ -82,6 +89,7 @@ class TaskEmb:
         choices = {
             "soft_loss": SOFT_LOSSES,
             "head_init": HEAD_INITS,
+            "contrast": ("prior", "uniform", "none"),
             "components": ("both", "layers", "pooled"),
             "labels": ("empirical", "sampled"),
             "reduction": ("exact", "reference"),
@@ -93,8 +101,7 @@ class TaskEmb:
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         from fute_kit_hf.surrogate import load_surrogate
         from fute_kit_hf.targets import learning_warnings, majority_rate, make_targets
-        from fute_kit_taskemb.fisher import fisher_pass
-        from fute_kit_taskemb.training import TrainSettings, train_surrogate
+        from fute_kit_taskemb.training import TrainSettings
 
         started = time.perf_counter()
         make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
@@ -114,6 +121,46 @@ class TaskEmb:
             head_init=self.head_init,
         )
         progress = context.progress if context.show_progress else None
+        train_details, fisher = self._fisher(model, tokenized, targets, settings, progress)
+        array = fisher.array
+        contrast_details: dict[str, Any] = {}
+        if self.contrast != "none":
+            array, contrast_details = self._contrast(model, tokenized, targets, settings, progress, fisher.array)
+        details: dict[str, Any] = {
+            "n": len(examples),
+            "label_kind": examples.label_kind,
+            "surrogate_family": model.family,
+            "truncated": tokenized.truncated,
+            "max_length": tokenized.max_length,
+            **train_details,
+            **fisher.details,
+            **contrast_details,
+        }
+        details["majority_rate"] = majority_rate(targets)
+        warnings = learning_warnings(details, details["majority_rate"])
+        details["learned"] = not any(w.startswith("surrogate did not learn") for w in warnings)
+        if tokenized.truncated:
+            warnings.append(
+                f"{tokenized.truncated} of {len(examples)} inputs were longer than {tokenized.max_length} tokens "
+                "and were truncated (raise max_length to keep them whole)"
+            )
+        norms = np.linalg.norm(array, axis=1)
+        if self.contrast != "none" and not np.any(norms):
+            warnings.append(
+                "the embedding is zero: the labels say nothing beyond their prior (a constant model's MTE), so it "
+                "is similar to nothing"
+            )
+        elif np.any(norms == 0):
+            zero = [fisher.row_names[i] for i in np.flatnonzero(norms == 0)]
+            warnings.append(f"Fisher is zero for {', '.join(zero)}: per-component normalisation cannot use them")
+        details["seconds"] = round(time.perf_counter() - started, 3)
+        return MethodResult(array.astype(np.float32), details, warnings)
+
+    def _fisher(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> tuple[dict, Any]:
+        """Step 1 (train a copy of the surrogate and a head) and step 2 (the Fisher pass) on these targets."""
+        from fute_kit_taskemb.fisher import fisher_pass
+        from fute_kit_taskemb.training import train_surrogate
+
         trained = train_surrogate(model, tokenized, targets, settings, progress)
         fisher = fisher_pass(
             model,
@@ -128,28 +175,26 @@ class TaskEmb:
             seed=self.seed,
             progress=progress,
         )
-        train_details = trained.details
-        del trained  # the fine-tuned copy is not needed any more: free it before the next job
-        details: dict[str, Any] = {
-            "n": len(examples),
-            "label_kind": examples.label_kind,
-            "surrogate_family": model.family,
-            "truncated": tokenized.truncated,
-            "max_length": tokenized.max_length,
-            **train_details,
-            **fisher.details,
-        }
-        details["majority_rate"] = majority_rate(targets)
-        warnings = learning_warnings(details, details["majority_rate"])
-        details["learned"] = not any(w.startswith("surrogate did not learn") for w in warnings)
-        if tokenized.truncated:
-            warnings.append(
-                f"{tokenized.truncated} of {len(examples)} inputs were longer than {tokenized.max_length} tokens "
-                "and were truncated (raise max_length to keep them whole)"
-            )
-        norms = np.linalg.norm(fisher.array, axis=1)
-        if np.any(norms == 0):
-            zero = [fisher.row_names[i] for i in np.flatnonzero(norms == 0)]
-            warnings.append(f"Fisher is zero for {', '.join(zero)}: per-component normalisation cannot use them")
-        details["seconds"] = round(time.perf_counter() - started, 3)
-        return MethodResult(fisher.array.astype(np.float32), details, warnings)
+        return trained.details, fisher  # the fine-tuned copy is dropped here, before the next job
+
+    def _contrast(
+        self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any, task: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The task's row-normalised Fisher minus that of the prior-labelled null task on the same texts."""
+        import torch
+
+        from fute_kit_hf.targets import prior_targets
+
+        started = time.perf_counter()
+        null = prior_targets(targets, uniform=self.contrast == "uniform")
+        if null.values.shape == targets.values.shape and torch.allclose(null.values, targets.values.float()):
+            # The labels are their prior (a constant model): the null task is this very task.
+            return np.zeros_like(task), {"contrast": self.contrast, "contrast_seconds": 0.0}
+        _, fisher = self._fisher(model, tokenized, null, settings, progress)
+        array = _unit_rows(task) - _unit_rows(fisher.array)
+        return array, {"contrast": self.contrast, "contrast_seconds": round(time.perf_counter() - started, 3)}
+
+
+def _unit_rows(array: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
