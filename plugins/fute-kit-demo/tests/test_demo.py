@@ -73,3 +73,14 @@ def test_summary_marks_own_genre() -> None:
     text = summarise(SimilarityMatrix(labels, values))
     assert "| classifier-rt-sentiment | rt-sentiment | 0.900 | yes |" in text
     assert "| smollm2/topic-about | bbc-topic | 0.300 | yes |" in text
+
+
+def test_summary_a_zero_embedding_is_nobodys_neighbour() -> None:
+    import numpy as np
+
+    from fute_kit.similarity import SimilarityMatrix
+
+    labels = ["dataset:rt-sentiment", "dataset:bbc-topic", "model:prior-rt-sentiment"]
+    values = np.array([[1, 0.1, 0], [0.1, 1, 0], [0, 0, 0]], dtype=float)
+    text = summarise(SimilarityMatrix(labels, values))
+    assert "| prior-rt-sentiment | (none: a tie) | 0.000 | no (rt-sentiment) |" in text

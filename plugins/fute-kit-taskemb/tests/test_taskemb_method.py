@@ -215,5 +215,6 @@ def test_contrast_with_the_prior_task(
         hard_examples.texts, np.tile(prior, (len(hard_examples), 1)), "soft", hard_examples.label_names, name="c"
     )
     zero = TaskEmb(**options).embed(constant, surrogate, context)
-    assert not np.any(zero.array)
+    assert not np.any(zero.array) and zero.array.shape == plain.shape
+    assert zero.details["null_task"] is True  # found before any training: nothing to subtract from
     assert any("embedding is zero" in w for w in zero.warnings)

@@ -35,7 +35,7 @@ class DemoPlan:
 
     out_dir: Path = attrs.field(converter=Path)
     dataset_limit: int = 160  # examples per DTE
-    unlabeled_limit: int = 120  # texts of U labelled by each model
+    unlabeled_limit: int = 100  # texts of U labelled by each model
     test_limit: int = 40  # test examples per prompt accuracy
     classifier_limit: int = 320  # training examples per fine-tuned classifier
     classifier_epochs: int = 2
@@ -178,10 +178,14 @@ def summarise(matrix: Any) -> str:
         if not label.startswith("model:"):
             continue
         name = label.removeprefix("model:")
-        best = max(datasets, key=lambda d: matrix.get(label, d))
+        sims = {d: matrix.get(label, d) for d in datasets}
+        best = max(sims, key=sims.__getitem__)
         own = _own_dataset(name)
-        hit = "" if own is None else ("yes" if best == f"dataset:{own}" else f"no ({own})")
-        lines.append(f"| {name} | {best.removeprefix('dataset:')} | {matrix.get(label, best):.3f} | {hit} |")
+        # A tie (e.g. the zero embedding of a prior-only model) is nobody's nearest dataset.
+        unique = sum(v == sims[best] for v in sims.values()) == 1
+        hit = "" if own is None else ("yes" if unique and best == f"dataset:{own}" else f"no ({own})")
+        nearest = best.removeprefix("dataset:") if unique else "(none: a tie)"
+        lines.append(f"| {name} | {nearest} | {sims[best]:.3f} | {hit} |")
     return "\n".join(lines) + "\n"
 
 

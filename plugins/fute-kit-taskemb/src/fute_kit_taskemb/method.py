@@ -104,7 +104,9 @@ class TaskEmb:
         from fute_kit_taskemb.training import TrainSettings
 
         started = time.perf_counter()
-        make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
+        checked = make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
+        if self.contrast != "none" and self._is_null_task(checked):
+            return self._zero(examples, surrogate, started)
         model = load_surrogate(surrogate, self.device)
         targets = make_targets(examples, self.soft_loss, model.device)
         tokenized = model.tokenize(examples, self.max_length)
@@ -156,6 +158,37 @@ class TaskEmb:
         details["seconds"] = round(time.perf_counter() - started, 3)
         return MethodResult(array.astype(np.float32), details, warnings)
 
+    def _is_null_task(self, targets: Any) -> bool:
+        """Whether the labels are their own null task (a constant model answering its prior)."""
+        import torch
+
+        from fute_kit_hf.targets import prior_targets
+
+        null = prior_targets(targets, uniform=self.contrast == "uniform")
+        same_shape = null.values.shape == targets.values.shape and null.loss == targets.loss
+        return bool(same_shape and torch.allclose(null.values, targets.values.float()))
+
+    def _zero(self, examples: Examples, surrogate: str, started: float) -> MethodResult:
+        """The embedding of a null task: exactly zero, without training (it would be subtracted from itself)."""
+        from fute_kit_hf.surrogate import load_surrogate
+        from fute_kit_taskemb.fisher import component_names
+
+        model = load_surrogate(surrogate, self.device)  # only its shape is needed
+        rows = len(component_names(model.num_layers, self.components))
+        details = {
+            "n": len(examples),
+            "label_kind": examples.label_kind,
+            "surrogate_family": model.family,
+            "contrast": self.contrast,
+            "null_task": True,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        warning = (
+            "the embedding is zero: the labels say nothing beyond their prior (a constant model's MTE), so it "
+            "is similar to nothing"
+        )
+        return MethodResult(np.zeros((rows, model.hidden_size), dtype=np.float32), details, [warning])
+
     def _fisher(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> tuple[dict, Any]:
         """Step 1 (train a copy of the surrogate and a head) and step 2 (the Fisher pass) on these targets."""
         from fute_kit_taskemb.fisher import fisher_pass
@@ -181,15 +214,10 @@ class TaskEmb:
         self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any, task: np.ndarray
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """The task's row-normalised Fisher minus that of the prior-labelled null task on the same texts."""
-        import torch
-
         from fute_kit_hf.targets import prior_targets
 
         started = time.perf_counter()
         null = prior_targets(targets, uniform=self.contrast == "uniform")
-        if null.values.shape == targets.values.shape and torch.allclose(null.values, targets.values.float()):
-            # The labels are their prior (a constant model): the null task is this very task.
-            return np.zeros_like(task), {"contrast": self.contrast, "contrast_seconds": 0.0}
         _, fisher = self._fisher(model, tokenized, null, settings, progress)
         array = _unit_rows(task) - _unit_rows(fisher.array)
         return array, {"contrast": self.contrast, "contrast_seconds": round(time.perf_counter() - started, 3)}
