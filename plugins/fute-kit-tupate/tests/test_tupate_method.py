@@ -150,3 +150,18 @@ def test_minilm_learns_a_builtin_task(minilm_dir: str, hf_context: RunContext) -
     assert details["learned"], result.warnings
     assert details["agreement"] > details["majority_rate"] + 0.2
     assert details["probe_loss_after"] < 0.8 * details["probe_loss_before"]
+
+
+def test_contrast_subtracts_the_null_task_from_the_same_start(
+    tiny_model_dir: Callable[..., str], hf_context: RunContext
+) -> None:
+    surrogate = tiny_model_dir("bert")
+    examples = toy_examples(16)
+    options = {**FAST, "device": "cpu"}
+    plain = TuPaTE(**options).embed(examples, surrogate, hf_context).array
+    contrasted = TuPaTE(**options, contrast="prior").embed(examples, surrogate, hf_context).array
+    assert contrasted.shape == plain.shape and np.abs(contrasted).max() > 0
+    assert np.abs(contrasted).max() < np.abs(plain).max()  # the shared start is gone
+    prior = np.full((16, 2), 0.5)
+    constant = Examples(examples.texts, prior, "soft", examples.label_names, name="c")
+    assert not np.any(TuPaTE(**options, contrast="prior").embed(constant, surrogate, hf_context).array)

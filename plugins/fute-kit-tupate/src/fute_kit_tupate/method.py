@@ -13,6 +13,7 @@ import time
 from typing import Any, ClassVar, Literal
 
 import attrs
+import numpy as np
 
 from fute_kit.components import MethodResult, RunContext
 from fute_kit.errors import DataError
@@ -110,6 +111,12 @@ class TuPaTE:
     )
     soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
     head_init: Literal["random", "probe"] = head_init_option()
+    contrast: Literal["none", "prior"] = option(
+        "none",
+        help="'prior': subtract the parameters tuned, from the same start, on the null task (the same texts "
+        "labelled with the labels' prior); removes the start and what texts and class count put in them "
+        "(a prior-only model embeds to zero). Costs a second tuning run",
+    )
     dropout: bool = option(
         False,
         help="run the frozen surrogate with dropout while tuning (as the reference code); off by default: the "
@@ -125,6 +132,7 @@ class TuPaTE:
             "init": ("vocab", "random"),
             "soft_loss": SOFT_LOSSES,
             "head_init": HEAD_INITS,
+            "contrast": ("none", "prior"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -144,7 +152,6 @@ class TuPaTE:
 
         from fute_kit_hf.surrogate import load_surrogate, make_head
         from fute_kit_tupate.training import Settings, train
-        from fute_kit_tupate.tuners import setup_variant
 
         started = time.perf_counter()
         _targets(examples, "cpu", self.soft_loss)  # bad labels fail before the model loads
@@ -152,15 +159,7 @@ class TuPaTE:
         targets = _targets(examples, model.device, self.soft_loss)
         max_length = self._max_length(model)
         tokenized = model.tokenize(examples, max_length)
-        tuned = setup_variant(
-            model,
-            self.variant,
-            length=self.length,
-            init=self.init,
-            rank=self.rank,
-            alpha=self.lora_alpha,
-            seed=self.seed,
-        )
+        tuned = self._setup(model)
         initial = tuned.snapshot()
         head = make_head(model.hidden_size, targets.num_outputs, self.seed, model.device)
         settings = Settings(
@@ -180,6 +179,9 @@ class TuPaTE:
         progress = context.progress if context.show_progress else None
         train_details = train(model, tuned, head, tokenized, targets, settings, progress)
         array = tuned.embedding(self.output)
+        if self.contrast == "prior":
+            null = self._null_embedding(model, tokenized, targets, settings, progress)
+            array = np.zeros_like(array) if null is None else array - null
         with torch.no_grad():
             moved = torch.sqrt(sum(((p.detach() - initial[n]) ** 2).sum() for n, p in tuned.params.items()))
             start = torch.sqrt(sum((v**2).sum() for v in initial.values()))
@@ -209,6 +211,41 @@ class TuPaTE:
         details["seconds"] = round(time.perf_counter() - started, 3)
         del tuned, head  # free the model copy before the next job
         return MethodResult(array, details, warnings)
+
+    def _setup(self, model: Any) -> Any:
+        """The variant's tuned parameters on a frozen copy of the surrogate, from the space's start."""
+        from fute_kit_tupate.tuners import setup_variant
+
+        return setup_variant(
+            model,
+            self.variant,
+            length=self.length,
+            init=self.init,
+            rank=self.rank,
+            alpha=self.lora_alpha,
+            seed=self.seed,
+        )
+
+    def _null_embedding(
+        self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any
+    ) -> np.ndarray | None:
+        """Parameters tuned from the same start on the null task (the same texts labelled with their prior).
+
+        None when the labels are their prior already (a constant model): the task is the null task.
+        """
+        import torch
+
+        from fute_kit_hf.surrogate import make_head
+        from fute_kit_hf.targets import prior_targets
+        from fute_kit_tupate.training import train
+
+        null = prior_targets(targets)
+        if null.values.shape == targets.values.shape and torch.allclose(null.values, targets.values.float()):
+            return None
+        tuned = self._setup(model)
+        head = make_head(model.hidden_size, null.num_outputs, self.seed, model.device)
+        train(model, tuned, head, tokenized, null, settings, progress)
+        return tuned.embedding(self.output)
 
     def _max_length(self, model: Any) -> int:
         """The text budget: a soft prompt takes ``length`` of the model's positions."""
