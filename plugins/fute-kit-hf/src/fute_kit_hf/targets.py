@@ -204,3 +204,19 @@ def prior_targets(targets: Targets, uniform: bool = False) -> Targets:
     if targets.loss in ("soft-ce", "bce"):
         return Targets(values.mean(dim=0).expand(n, -1).clone(), targets.loss, targets.num_outputs)
     return Targets(torch.zeros_like(values), "mse", 1)  # standardised targets: their mean is 0
+
+
+def is_null_task(targets: Targets, uniform: bool = False) -> bool:
+    """Whether the labels are their own null task (a constant model answering its prior): nothing to embed."""
+    import torch
+
+    null = prior_targets(targets, uniform=uniform)
+    same = null.values.shape == targets.values.shape and null.loss == targets.loss
+    return bool(same and torch.allclose(null.values, targets.values.float()))
+
+
+# The warning of a method whose embedding is zero because the labels are their own null task.
+NULL_TASK_WARNING = (
+    "the embedding is zero: the labels say nothing beyond their prior (a constant model's MTE), so it is similar "
+    "to nothing"
+)

@@ -35,10 +35,6 @@ def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
 
 
-# Agreement with the labels must beat the majority rate by this much, or training did not learn.
-# The eval loss on the probe examples must fall by this fraction, or training did not learn.
-
-
 @attrs.frozen
 class TaskEmb:
     """Diagonal Fisher of the surrogate's layer outputs after fine-tuning on the task (Vu et al. 2020)."""
@@ -100,12 +96,12 @@ class TaskEmb:
 
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         from fute_kit_hf.surrogate import load_surrogate
-        from fute_kit_hf.targets import learning_warnings, majority_rate, make_targets
+        from fute_kit_hf.targets import NULL_TASK_WARNING, is_null_task, learning_warnings, majority_rate, make_targets
         from fute_kit_taskemb.training import TrainSettings
 
         started = time.perf_counter()
         checked = make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
-        if self.contrast != "none" and self._is_null_task(checked):
+        if self.contrast != "none" and is_null_task(checked, uniform=self.contrast == "uniform"):
             return self._zero(examples, surrogate, started)
         model = load_surrogate(surrogate, self.device)
         targets = make_targets(examples, self.soft_loss, model.device)
@@ -148,29 +144,17 @@ class TaskEmb:
             )
         norms = np.linalg.norm(array, axis=1)
         if self.contrast != "none" and not np.any(norms):
-            warnings.append(
-                "the embedding is zero: the labels say nothing beyond their prior (a constant model's MTE), so it "
-                "is similar to nothing"
-            )
+            warnings.append(NULL_TASK_WARNING)
         elif np.any(norms == 0):
             zero = [fisher.row_names[i] for i in np.flatnonzero(norms == 0)]
             warnings.append(f"Fisher is zero for {', '.join(zero)}: per-component normalisation cannot use them")
         details["seconds"] = round(time.perf_counter() - started, 3)
         return MethodResult(array.astype(np.float32), details, warnings)
 
-    def _is_null_task(self, targets: Any) -> bool:
-        """Whether the labels are their own null task (a constant model answering its prior)."""
-        import torch
-
-        from fute_kit_hf.targets import prior_targets
-
-        null = prior_targets(targets, uniform=self.contrast == "uniform")
-        same_shape = null.values.shape == targets.values.shape and null.loss == targets.loss
-        return bool(same_shape and torch.allclose(null.values, targets.values.float()))
-
     def _zero(self, examples: Examples, surrogate: str, started: float) -> MethodResult:
         """The embedding of a null task: exactly zero, without training (it would be subtracted from itself)."""
         from fute_kit_hf.surrogate import load_surrogate
+        from fute_kit_hf.targets import NULL_TASK_WARNING
         from fute_kit_taskemb.fisher import component_names
 
         model = load_surrogate(surrogate, self.device)  # only its shape is needed
@@ -183,11 +167,7 @@ class TaskEmb:
             "null_task": True,
             "seconds": round(time.perf_counter() - started, 3),
         }
-        warning = (
-            "the embedding is zero: the labels say nothing beyond their prior (a constant model's MTE), so it "
-            "is similar to nothing"
-        )
-        return MethodResult(np.zeros((rows, model.hidden_size), dtype=np.float32), details, [warning])
+        return MethodResult(np.zeros((rows, model.hidden_size), dtype=np.float32), details, [NULL_TASK_WARNING])
 
     def _fisher(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> tuple[dict, Any]:
         """Step 1 (train a copy of the surrogate and a head) and step 2 (the Fisher pass) on these targets."""

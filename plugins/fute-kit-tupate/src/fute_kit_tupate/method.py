@@ -21,8 +21,10 @@ from fute_kit.examples import Examples
 from fute_kit.options import option
 from fute_kit_hf.targets import (
     HEAD_INITS,
+    NULL_TASK_WARNING,
     SOFT_LOSSES,
     head_init_option,
+    is_null_task,
     learning_warnings,
     majority_rate,
     soft_loss_option,
@@ -160,6 +162,17 @@ class TuPaTE:
         max_length = self._max_length(model)
         tokenized = model.tokenize(examples, max_length)
         tuned = self._setup(model)
+        if self.contrast == "prior" and is_null_task(targets):
+            # The labels are their prior (a constant model): this task is the null task, its contrast is zero.
+            zero = np.zeros_like(tuned.embedding(self.output))
+            details = {
+                "n": len(examples),
+                "label_kind": examples.label_kind,
+                "variant": self.variant,
+                "contrast": self.contrast,
+                "null_task": True,
+            }
+            return MethodResult(zero, details, [NULL_TASK_WARNING])
         initial = tuned.snapshot()
         head = make_head(model.hidden_size, targets.num_outputs, self.seed, model.device)
         settings = Settings(
@@ -180,8 +193,7 @@ class TuPaTE:
         train_details = train(model, tuned, head, tokenized, targets, settings, progress)
         array = tuned.embedding(self.output)
         if self.contrast == "prior":
-            null = self._null_embedding(model, tokenized, targets, settings, progress)
-            array = np.zeros_like(array) if null is None else array - null
+            array = array - self._null_embedding(model, tokenized, targets, settings, progress)
         with torch.no_grad():
             moved = torch.sqrt(sum(((p.detach() - initial[n]) ** 2).sum() for n, p in tuned.params.items()))
             start = torch.sqrt(sum((v**2).sum() for v in initial.values()))
@@ -226,22 +238,13 @@ class TuPaTE:
             seed=self.seed,
         )
 
-    def _null_embedding(
-        self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any
-    ) -> np.ndarray | None:
-        """Parameters tuned from the same start on the null task (the same texts labelled with their prior).
-
-        None when the labels are their prior already (a constant model): the task is the null task.
-        """
-        import torch
-
+    def _null_embedding(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> np.ndarray:
+        """Parameters tuned from the same start on the null task (the same texts labelled with their prior)."""
         from fute_kit_hf.surrogate import make_head
         from fute_kit_hf.targets import prior_targets
         from fute_kit_tupate.training import train
 
         null = prior_targets(targets)
-        if null.values.shape == targets.values.shape and torch.allclose(null.values, targets.values.float()):
-            return None
         tuned = self._setup(model)
         head = make_head(model.hidden_size, null.num_outputs, self.seed, model.device)
         train(model, tuned, head, tokenized, null, settings, progress)
