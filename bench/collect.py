@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 SECTIONS = [
     ("taskemb", "TaskEmb Fisher pass (`bench/taskemb_fisher.py`)"),
+    ("taskemb-gpu", "TaskEmb Fisher pass and TuPaTE step on a GPU (H100, lent for one session)"),
     ("tupate", "TuPaTE: one tuning step vs one fine-tuning step (`bench/tupate_step.py`)"),
     ("openai", "OpenAI-compatible source against the local llama.cpp server (`bench/openai_throughput.py`)"),
     ("ray", "Local vs Ray executor (`bench/ray_executor.py`)"),
@@ -22,9 +23,10 @@ and print ratios; each script writes its table to `bench/RESULTS-<name>.md`, and
 them here. No test is timed. Run them all with `make bench`, or one with the command shown in its section.
 
 **Conditions.** Unless a table says otherwise these figures come from the project's 2-core CPU machine
-(x86_64, torch 2.13.0+cpu; no GPU was lent to this session). Several were taken **while other busy processes
-shared the two cores** (each table states its load): absolute times are then inflated and are upper bounds;
-the ratios, measured on the same batches in the same process, are what the goals are about.
+(x86_64, torch 2.13.0+cpu); the GPU section comes from an H100 lent to one session. Several were taken
+**while other busy processes shared the two cores** (each table states its load): absolute times are then
+inflated and are upper bounds; the ratios, measured on the same batches in the same process, are what the
+goals are about.
 
 """
 

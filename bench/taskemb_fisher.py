@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=1000, help="examples of the whole-DTE run")
     parser.add_argument("--timing-examples", type=int, default=256, help="examples of the Fisher/forward timing")
     parser.add_argument("--loop-examples", type=int, default=64, help="examples of the per-example loop check")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch of the Fisher/forward timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(HERE / "RESULTS-taskemb.md"))
@@ -104,11 +105,11 @@ def main() -> None:
 
     def forward_only() -> None:
         with torch.inference_mode():
-            for batch in surrogate.batches(tokenized, 32, order="length"):
+            for batch in surrogate.batches(tokenized, args.batch_size, order="length"):
                 head(surrogate.forward_features(model, batch, output_hidden_states=True).pooled)
 
     def fisher() -> None:
-        fisher_pass(surrogate, model, head, tokenized, targets, batch_size=32)
+        fisher_pass(surrogate, model, head, tokenized, targets, batch_size=args.batch_size)
 
     forward_only()  # warm-up (allocator, kernels)
     t_forward = best_of(args.repeats, forward_only, device)
@@ -116,7 +117,7 @@ def main() -> None:
     ratio = t_fisher / t_forward
     rows.append(
         (
-            f"Fisher pass / no-grad forward ({args.timing_examples} examples, batch 32, length-sorted)",
+            f"Fisher pass / no-grad forward ({args.timing_examples} examples, batch {args.batch_size}, length-sorted)",
             f"{t_fisher:.2f} s / {t_forward:.2f} s = **{ratio:.2f}**",
             "<= 2.2 (floor ~1.9)",
         )
