@@ -132,3 +132,23 @@ def test_finetune_command(tiny_model_dir: Any, tmp_path: Path) -> None:
     assert read_finetune_info(out)["metrics"]["eval_examples"] == 16
     bad = CliRunner().invoke(cli, ["finetune", "files:x", "--out", str(out)])
     assert bad.exit_code == 2 and "builtin" in bad.output
+
+
+def test_half_precision_checkpoint_is_tuned_and_read_in_float32(
+    tiny_model_dir: Any, tmp_path: Path, hf_context: Any
+) -> None:
+    """transformers loads a checkpoint in its stored dtype by default; AdamW in float16 diverges to NaN."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    half = tmp_path / "half"
+    base = tiny_model_dir("bert")
+    AutoModel.from_pretrained(base).to(torch.float16).save_pretrained(half)
+    AutoTokenizer.from_pretrained(base).save_pretrained(half)
+    folder = finetune_classifier(_separable(32, 0), tmp_path / "tuned", str(half), epochs=1, batch_size=16)
+    from fute_kit_hf.models import load_classifier
+
+    model, _ = load_classifier(folder, "cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    predictions = HFClassifier(path=folder).predict(_separable(8, 3).unlabeled(), hf_context)
+    assert np.isfinite(predictions.labels).all()

@@ -183,6 +183,7 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
             label2id={n: i for i, n in enumerate(names)},
             problem_type="regression" if regression else "single_label_classification",
             ignore_mismatched_sizes=True,
+            dtype=torch.float32,  # a half-precision checkpoint must not be fine-tuned in half precision
         )
     finally:
         hf_logging.set_verbosity(verbosity)

@@ -52,6 +52,8 @@ def local_or_hub(path: str, cache_dir: str | Path | None = None) -> str:
 
 def load_classifier(path: str, device: str = "auto", cache_dir: str | Path | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a sequence-classification model, loaded once per process and device."""
+    import torch
+
     from fute_kit_hf.device import resolve_device
 
     resolved = local_or_hub(path, cache_dir)
@@ -62,7 +64,8 @@ def load_classifier(path: str, device: str = "auto", cache_dir: str | Path | Non
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(resolved)
-            model = AutoModelForSequenceClassification.from_pretrained(resolved)
+            # float32 whatever the checkpoint's dtype: soft labels then agree across devices and checkpoints.
+            model = AutoModelForSequenceClassification.from_pretrained(resolved, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load {path!r} as a sequence-classification model: {exc}. "
@@ -162,6 +165,12 @@ def classify(
                 outputs[idx] = values.cpu().numpy().astype(np.float64)
     finally:
         model.train(was_training)
+    if not np.isfinite(outputs).all():
+        bad = int((~np.isfinite(outputs)).any(axis=1).sum())
+        raise FuteError(
+            f"{where}: the model's outputs are not finite (NaN or inf) for {bad} of {len(inputs)} inputs; "
+            "its weights are broken (e.g. trained in half precision): retrain or reload it in float32"
+        )
     if regression:
         return inputs.with_predictions(outputs[:, 0], "regression", label_names(model.config)[:1] or ("score",))
     outputs /= outputs.sum(axis=1, keepdims=True)  # exact rows after float32 softmax
