@@ -77,7 +77,8 @@ class Method(Protocol):
     """Turns labelled examples into a task embedding with a surrogate model.
 
     ``default_metric`` is the metric (name, options) its embeddings are compared with unless the
-    user chooses one.
+    user chooses one. A method whose metric depends on its options may also define a classmethod
+    ``metric_for(options) -> (name, options)``, which then takes precedence.
     """
 
     default_metric: ClassVar[tuple[str, dict[str, Any]]]

@@ -228,7 +228,7 @@ def run_study(
     try:
         metric, metric_options = config.metric, config.metric_options
         if metric is None:
-            metric, metric_options = default_metric_for(config.space.method, registry)
+            metric, metric_options = default_metric_for(config.space.method, registry, config.space.options)
             registry.get("metric", metric)  # fail now, not after hours of work
         jobs = build_jobs(config, out, Path(cache_dir) if cache_dir else None, show_progress)
         log.info("study %s: %d jobs in space %s", config.path or "(inline)", len(jobs), config.space.describe())

@@ -261,7 +261,7 @@ def rank_candidates(
     resolve_label(target, labels)
     registry = registry or get_registry()
     if metric is None:
-        metric, declared = default_metric_for(embeddings[0].space.method, registry)
+        metric, declared = default_metric_for(embeddings[0].space.method, registry, embeddings[0].space.options)
         metric_options = {**declared, **dict(metric_options or {})}
     options = dict(metric_options or {})
     matrix = similarity_matrix(list(embeddings), metric, options, registry=registry)

@@ -81,17 +81,28 @@ def similarity_matrix(
     registry = registry or get_registry()
     space = check_same_space(embeddings, ignore=ignore_options)
     if metric is None:
-        metric, default_options = default_metric_for(space.method, registry)
+        metric, default_options = default_metric_for(space.method, registry, space.options)
         options = {**default_options, **dict(options or {})}
     component = registry.build("metric", metric, options)
     values = np.asarray(component.matrix([e.array for e in embeddings]), dtype=np.float64)
     return SimilarityMatrix([e.label for e in embeddings], values, metric)
 
 
-def default_metric_for(method: str, registry: Any) -> tuple[str, dict[str, Any]]:
-    """The metric (name, options) a method declares for its embeddings; cosine otherwise."""
+def default_metric_for(
+    method: str, registry: Any, method_options: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The metric (name, options) a method declares for its embeddings; cosine otherwise.
+
+    A method whose right metric depends on its options (tupate: a contrast of two tuned prompts needs no
+    centring, raw prompts do) declares a classmethod ``metric_for(options)``; else ``default_metric``.
+    """
     if registry.has("method", method):
-        declared = getattr(registry.get("method", method).cls, "default_metric", None)
+        cls = registry.get("method", method).cls
+        chooser = getattr(cls, "metric_for", None)
+        if callable(chooser):
+            name, opts = chooser(dict(method_options or {}))
+            return name, dict(opts)
+        declared = getattr(cls, "default_metric", None)
         if declared:
             name, opts = declared
             return name, dict(opts)

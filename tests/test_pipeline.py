@@ -108,9 +108,15 @@ def test_method_default_metric_is_used(toy_registry: Registry, study_config: dic
     assert result.similarity is not None and result.similarity.metric == "dot"
 
 
+def test_declared_metric_follows_the_space_options(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    study_config["space"]["options"]["compare_by"] = "toy-cosine"
+    result = run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    assert result.similarity is not None and result.similarity.metric == "toy-cosine"
+
+
 def test_space_options_are_completed_with_defaults(toy_registry: Registry, study_config: dict) -> None:
     config = parse_config(study_config, toy_registry)
-    assert config.space.options == {"buckets": 3, "seed": 0}
+    assert config.space.options == {"buckets": 3, "seed": 0, "compare_by": "dot"}
 
 
 def test_provenance_is_recorded(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:

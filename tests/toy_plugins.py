@@ -19,6 +19,11 @@ class LabelStats:
 
     buckets: int = option(4, help="length buckets")
     seed: int = option(0, help="unused; part of the space like a real method's seed")
+    compare_by: str = option("dot", help="the metric declared for these options (exercises metric_for)")
+
+    @classmethod
+    def metric_for(cls, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return options.get("compare_by", "dot"), {}
 
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         if examples.label_kind == "hard":

@@ -26,11 +26,15 @@ def toy_examples(n: int = 24) -> Examples:
     return Examples.from_hard_labels(texts, labels, name="toy")
 
 
-def test_registered_with_centred_cosine(fute_registry: Callable[..., object]) -> None:
+def test_registered_with_a_metric_per_contrast(fute_registry: Callable[..., object]) -> None:
+    from fute_kit.similarity import default_metric_for
+
     registry = fute_registry(fute_kit_tupate)
     assert registry.has("method", "tupate")  # type: ignore[attr-defined]
-    cls = registry.get("method", "tupate").cls  # type: ignore[attr-defined]
-    assert cls.default_metric == ("cosine", {"center": "collection"})
+    # A contrast of two prompts tuned from one start: plain cosine; raw prompts share the start: centred.
+    assert default_metric_for("tupate", registry, {}) == ("cosine", {})
+    assert default_metric_for("tupate", registry, {"contrast": "prior"}) == ("cosine", {})
+    assert default_metric_for("tupate", registry, {"contrast": "none"}) == ("cosine", {"center": "collection"})
     method = registry.build("method", "tupate", {"variant": "prefix", "length": 20})  # type: ignore[attr-defined]
     assert (method.variant, method.length, method.output) == ("prefix", 20, "matrix")
 
@@ -158,7 +162,7 @@ def test_contrast_subtracts_the_null_task_from_the_same_start(
     surrogate = tiny_model_dir("bert")
     examples = toy_examples(16)
     options = {**FAST, "device": "cpu"}
-    plain = TuPaTE(**options).embed(examples, surrogate, hf_context).array
+    plain = TuPaTE(**options, contrast="none").embed(examples, surrogate, hf_context).array
     contrasted = TuPaTE(**options, contrast="prior").embed(examples, surrogate, hf_context).array
     assert contrasted.shape == plain.shape and np.abs(contrasted).max() > 0
     assert np.abs(contrasted).max() < np.abs(plain).max()  # the shared start is gone

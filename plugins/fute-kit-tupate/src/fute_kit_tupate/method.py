@@ -10,6 +10,7 @@ and the default metric is cosine centred on the collection.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -61,8 +62,9 @@ class TuPaTE:
     """Tuned parameters as the task embedding: soft prompt (default), prefix, LoRA or BitFit."""
 
     name: ClassVar[str] = "tupate"
-    # Tuned parameters of one space share their initialisation, so raw cosine saturates near 1 (methods.md §4).
-    default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"center": "collection"})
+    # With the default contrast the shared start cancels (task minus null task), so plain cosine applies;
+    # raw tuned parameters share their start and raw cosine saturates near 1 (methods.md §4): centre them.
+    default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {})
 
     variant: Variant = option(
         "prompt",
@@ -114,7 +116,7 @@ class TuPaTE:
     soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
     head_init: Literal["random", "probe"] = head_init_option()
     contrast: Literal["none", "prior"] = option(
-        "none",
+        "prior",
         help="'prior': subtract the parameters tuned, from the same start, on the null task (the same texts "
         "labelled with the labels' prior); removes the start and what texts and class count put in them "
         "(a prior-only model embeds to zero). Costs a second tuning run",
@@ -126,6 +128,14 @@ class TuPaTE:
     )
     seed: int = option(0, help="fixes the initial tuned parameters and head, the data order and dropout")
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
+
+    @classmethod
+    def metric_for(cls, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Plain cosine for contrasts (the default); centred cosine for raw tuned parameters."""
+        contrast = options.get("contrast", attrs.fields_dict(cls)["contrast"].default)
+        if contrast == "none":
+            return "cosine", {"center": "collection"}
+        return cls.default_metric[0], dict(cls.default_metric[1])
 
     def __attrs_post_init__(self) -> None:
         choices = {
