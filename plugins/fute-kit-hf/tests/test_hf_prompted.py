@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
+from fute_kit.calibration import calibrate
 from fute_kit.errors import DataError, OptionsError
 from fute_kit.examples import Examples
 from fute_kit.testing import check_model_source
@@ -70,6 +72,9 @@ def test_decoder_code_path_left_padding(family: str, tiny_model_dir: Any, hf_con
     np.testing.assert_allclose(predictions.labels, alone.predict(inputs, hf_context).labels, atol=1e-5)
     record = hf_context.details["off_label_top1"]
     assert record["of"] == len(TEXTS) and 0.0 <= record["share"] <= 1.0
+    calibrated = attrs.evolve(source, calibrate="batch").predict(inputs, hf_context).labels
+    np.testing.assert_allclose(calibrated, calibrate(predictions.labels, "batch")[0], atol=1e-6)
+    assert hf_context.details["calibration"]["method"] == "batch"
 
 
 def test_encoder_decoder_code_path(tiny_model_dir: Any, hf_context: Any) -> None:

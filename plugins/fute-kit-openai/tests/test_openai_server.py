@@ -67,6 +67,16 @@ def test_chat_logprobs_soft_labels_and_rerun_from_cache(
     attrs.evolve(model, concurrency=8).predict(inputs, wider)
     assert wider.details["accounting"]["requests"] == 0
 
+    # Batch calibration divides out the model's lean towards "positive": same answers (no request), the
+    # ranking kept, the argmax at least as often right, and the bias it removed in the provenance.
+    calibrated_context = RunContext(cache_dir=cache_dir, show_progress=False)
+    calibrated = np.asarray(attrs.evolve(model, calibrate="batch").predict(inputs, calibrated_context).labels)
+    assert calibrated_context.details["accounting"]["requests"] == 0
+    assert calibrated_context.details["calibration"]["method"] == "batch"
+    np.testing.assert_allclose(calibrated_context.details["calibration"]["mean_label"], labels.mean(axis=0), atol=1e-4)
+    assert ranked_right(calibrated, truth) == ranked_right(labels, truth)
+    assert np.mean(calibrated.argmax(axis=1) == truth) >= np.mean(labels.argmax(axis=1) == truth)
+
 
 def test_completions_logprobs_read_from_raw_json(llama_server: Any, sentiment: dict[str, Any], cache_dir: Path) -> None:
     # llama.cpp sends completions log-probabilities in the chat shape, which the openai client cannot parse.

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
+from fute_kit.calibration import CALIBRATION_HELP, Calibration, calibrate
 from fute_kit.components import RunContext
 from fute_kit.errors import DataError, FuteError
 from fute_kit.examples import Examples
@@ -220,6 +221,7 @@ class HFPrompted:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
         "auto", help="weights' precision (auto: bfloat16 on CUDA, else float32)"
     )
+    calibrate: Calibration = option("none", help=CALIBRATION_HELP)
 
     @property
     def is_pair_prompt(self) -> bool:
@@ -268,6 +270,8 @@ class HFPrompted:
         shifted = scores - scores.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
         probs /= probs.sum(axis=1, keepdims=True)
+        probs, bias = calibrate(probs, self.calibrate)
+        context.record("calibration", {"method": self.calibrate, "mean_label": [round(b, 4) for b in bias]})
         return inputs.with_predictions(probs, "soft", tuple(self.labels))
 
     # -- rendering --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fute_kit.calibration import calibrate
 from fute_kit.components import RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
@@ -124,7 +125,9 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
             model.model,
             100 * share,
         )
-    return inputs.with_predictions(np.asarray(labels), "soft", tuple(model.labels))
+    probabilities, bias = calibrate(np.asarray(labels), model.calibrate)
+    context.record("calibration", {"method": model.calibrate, "mean_label": [round(b, 4) for b in bias]})
+    return inputs.with_predictions(probabilities, "soft", tuple(model.labels))
 
 
 def describe(report: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import attrs
 import numpy as np
 
+from fute_kit.calibration import CALIBRATION_HELP, Calibration
 from fute_kit.components import RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
@@ -149,6 +150,7 @@ class OpenAIModel:
     batch: bool = option(False, help="use the endpoint's Batch API (OpenAI) for the uncached requests")
     batch_poll_interval: float = option(30.0, help="seconds between Batch API status checks")
     batch_max_requests: int = option(50000, help="requests per batch (OpenAI allows 50,000)")
+    calibrate: Calibration = option("none", help=CALIBRATION_HELP)
 
     def __attrs_post_init__(self) -> None:
         _validate(self)
