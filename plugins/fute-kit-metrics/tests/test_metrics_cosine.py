@@ -30,6 +30,16 @@ def test_hand_computed_values() -> None:
     assert CosineMetric().matrix([np.array([[3.0, 4.0]]), np.array([[4.0, 3.0]])])[0, 1] == pytest.approx(0.96)
 
 
+def test_mean_pooling_compares_the_mean_row() -> None:
+    # Two prompts whose rows are permuted copies: as matrices they differ, their means are the same.
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b = a[[2, 0, 1]]
+    assert CosineMetric().matrix([a, b])[0, 1] < 0.9
+    assert CosineMetric(pool="mean").matrix([a, b])[0, 1] == pytest.approx(1.0)
+    # Vectors pass through unchanged, and the mean is what is compared: [2/3, 2/3] vs [1, 0].
+    assert CosineMetric(pool="mean").matrix([a, np.array([[1.0, 0.0]])])[0, 1] == pytest.approx(1 / np.sqrt(2))
+
+
 def test_component_normalisation_removes_per_row_scale() -> None:
     rng = np.random.default_rng(0)
     original = rng.normal(size=(4, 16))

@@ -55,6 +55,12 @@ class CosineMetric:
         help='.npy or .safetensors file holding the mean embedding, for center = "reference"',
         validator=_check_reference,
     )
+    pool: Literal["none", "mean"] = option(
+        "none",
+        help='"mean": average the rows of a matrix embedding first (a tuned prompt\'s mean over positions, '
+        "which does not depend on which start vector each position had)",
+        validator=attrs.validators.in_(("none", "mean")),
+    )
 
     def matrix(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         flat = self.prepare(arrays)
@@ -82,6 +88,8 @@ class CosineMetric:
                 raise DataError(f"cosine: embedding {i} has shape {a.shape}; expected a vector or a matrix")
             if not np.all(np.isfinite(a)):
                 raise DataError(f"cosine: embedding {i} contains NaN or infinite values")
+            if self.pool == "mean" and a.ndim > 1:
+                a = a.reshape(a.shape[0], -1).mean(axis=0)
             if self.normalize == "component":
                 a = _unit_rows(a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1))
             elif self.normalize == "task2vec" and a.min() < 0:
