@@ -31,9 +31,9 @@ def test_registered_with_a_metric_per_contrast(fute_registry: Callable[..., obje
 
     registry = fute_registry(fute_kit_tupate)
     assert registry.has("method", "tupate")  # type: ignore[attr-defined]
-    # A contrast of two prompts tuned from one start: plain cosine; raw prompts share the start: centred.
-    assert default_metric_for("tupate", registry, {}) == ("cosine", {})
-    assert default_metric_for("tupate", registry, {"contrast": "prior"}) == ("cosine", {})
+    # A contrast of two prompts tuned from one start: cosine of the mean over positions; raw prompts: centred.
+    assert default_metric_for("tupate", registry, {}) == ("cosine", {"pool": "mean"})
+    assert default_metric_for("tupate", registry, {"contrast": "prior"}) == ("cosine", {"pool": "mean"})
     assert default_metric_for("tupate", registry, {"contrast": "none"}) == ("cosine", {"center": "collection"})
     method = registry.build("method", "tupate", {"variant": "prefix", "length": 20})  # type: ignore[attr-defined]
     assert (method.variant, method.length, method.output) == ("prefix", 20, "matrix")

@@ -62,9 +62,10 @@ class TuPaTE:
     """Tuned parameters as the task embedding: soft prompt (default), prefix, LoRA or BitFit."""
 
     name: ClassVar[str] = "tupate"
-    # With the default contrast the shared start cancels (task minus null task), so plain cosine applies;
-    # raw tuned parameters share their start and raw cosine saturates near 1 (methods.md §4): centre them.
-    default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {})
+    # With the default contrast the shared start cancels (task minus null task): no centring is needed, and the
+    # mean over positions does not depend on which start vector (drawn by the seed) each position had.
+    # Raw tuned parameters share their start and raw cosine saturates near 1 (methods.md §4): centre them.
+    default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"pool": "mean"})
 
     variant: Variant = option(
         "prompt",
@@ -131,7 +132,7 @@ class TuPaTE:
 
     @classmethod
     def metric_for(cls, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Plain cosine for contrasts (the default); centred cosine for raw tuned parameters."""
+        """Cosine of the mean over positions for contrasts (the default); centred cosine for raw parameters."""
         contrast = options.get("contrast", attrs.fields_dict(cls)["contrast"].default)
         if contrast == "none":
             return "cosine", {"center": "collection"}
