@@ -8,12 +8,15 @@ divides it out, so no extra request or content-free input is needed.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from fute_kit.components import RunContext
+
 Calibration = Literal["none", "batch"]
-CALIBRATIONS: tuple[str, ...] = ("none", "batch")
+CALIBRATIONS: tuple[str, ...] = get_args(Calibration)
 CALIBRATION_HELP = (
     "'batch': divide each class's probability by its mean over the inputs (U) and renormalise (batch "
     "calibration): removes a prompt's bias towards one label word; 'none': the label words' probabilities as read"
@@ -35,3 +38,10 @@ def calibrate(probabilities: np.ndarray, how: str) -> tuple[np.ndarray, list[flo
     totals = scaled.sum(axis=1, keepdims=True)
     calibrated = np.where(totals > 0, scaled / np.where(totals > 0, totals, 1.0), probs)
     return calibrated, bias.tolist()
+
+
+def calibrate_and_record(probabilities: np.ndarray, how: str, context: RunContext) -> np.ndarray:
+    """``calibrate``, with the method and the bias it divided out recorded in the run's provenance."""
+    calibrated, bias = calibrate(probabilities, how)
+    context.record("calibration", {"method": how, "mean_label": [round(b, 4) for b in bias]})
+    return calibrated

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
-from fute_kit.calibration import CALIBRATION_HELP, Calibration, calibrate
+from fute_kit.calibration import CALIBRATION_HELP, Calibration, calibrate_and_record
 from fute_kit.components import RunContext
 from fute_kit.errors import DataError, FuteError
 from fute_kit.examples import Examples
@@ -270,8 +270,7 @@ class HFPrompted:
         shifted = scores - scores.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
         probs /= probs.sum(axis=1, keepdims=True)
-        probs, bias = calibrate(probs, self.calibrate)
-        context.record("calibration", {"method": self.calibrate, "mean_label": [round(b, 4) for b in bias]})
+        probs = calibrate_and_record(probs, self.calibrate, context)
         return inputs.with_predictions(probs, "soft", tuple(self.labels))
 
     # -- rendering --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fute_kit.calibration import calibrate
+from fute_kit.calibration import calibrate_and_record
 from fute_kit.components import RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
@@ -125,8 +125,7 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
             model.model,
             100 * share,
         )
-    probabilities, bias = calibrate(np.asarray(labels), model.calibrate)
-    context.record("calibration", {"method": model.calibrate, "mean_label": [round(b, 4) for b in bias]})
+    probabilities = calibrate_and_record(np.asarray(labels), model.calibrate, context)
     return inputs.with_predictions(probabilities, "soft", tuple(model.labels))
 
 
