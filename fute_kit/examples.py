@@ -153,11 +153,20 @@ class Examples:
             digest.update(np.ascontiguousarray(labels).tobytes())
         return digest.hexdigest()[:24]
 
+    def answer_counts(self) -> dict[str, int] | None:
+        """How many examples each class wins (argmax of soft labels); None without class labels."""
+        if self.labels is None or self.label_kind not in ("hard", "soft") or not len(self):
+            return None
+        winners = self.labels if self.label_kind == "hard" else self.labels.argmax(axis=1)
+        counts = Counter(np.asarray(winners).tolist())
+        names = self.label_names or tuple(str(i) for i in range(self.num_classes))
+        return {name: counts.get(i, 0) for i, name in enumerate(names)}
+
     def summary(self) -> dict[str, object]:
         info: dict[str, object] = {"n": len(self), "label_kind": self.label_kind, "pairs": self.is_pairs}
-        if self.label_kind == "hard" and self.labels is not None:
-            counts = Counter(self.labels.tolist())
-            info["classes"] = {name: counts.get(i, 0) for i, name in enumerate(self.label_names)}
+        counts = self.answer_counts()
+        if counts is not None:
+            info["classes" if self.label_kind == "hard" else "answers"] = counts
         return info
 
     # -- transformation -----------------------------------------------------------------
@@ -188,3 +197,27 @@ class Examples:
         if not len(self):
             raise DataError(f"examples {self.name!r} are empty: check the source's path, split or filter")
         return self
+
+
+# A model that gives (nearly) every text of U the same answer tells the method little beyond its label prior.
+ONE_ANSWER_SHARE = 0.95
+
+
+def one_answer_warning(predictions: Examples) -> str | None:
+    """A warning when a model's predictions on U are (nearly) one class, None otherwise.
+
+    An LLM prompt that the model does not follow looks like this: whatever its wording, its MTE is close to
+    that of a constant model. Exactly constant labels are left to the method (its embedding is then zero).
+    """
+    counts = predictions.answer_counts()
+    if not counts or predictions.labels is None or np.all(predictions.labels == predictions.labels[:1]):
+        return None
+    top, count = max(counts.items(), key=lambda item: item[1])
+    share = count / len(predictions)
+    if share < ONE_ANSWER_SHARE:
+        return None
+    return (
+        f"the model answers {top!r} for {share:.0%} of the {len(predictions)} texts of U: its MTE says little "
+        "beyond its label prior. A prompt the model does not follow looks like this: measure it on labelled data "
+        "(fute measure), add few-shot examples or calibrate = 'batch', or use a U on which its answers vary"
+    )

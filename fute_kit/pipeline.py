@@ -23,7 +23,7 @@ from fute_kit.components import RunContext, default_cache_dir
 from fute_kit.config import SourceRef, StudyConfig
 from fute_kit.embedding import Provenance, Space, TaskEmbedding, canonical_json
 from fute_kit.errors import DataError
-from fute_kit.examples import Examples
+from fute_kit.examples import Examples, one_answer_warning
 from fute_kit.predictions import PredictionCache
 from fute_kit.registry import Registry, get_registry
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
@@ -172,7 +172,10 @@ def embed_examples(
     method = spec.build(space.options)
     started = time.perf_counter()
     result = method.embed(examples, space.surrogate, context)
-    details = {**context.details, **result.details, "warnings": list(result.warnings), "labels": examples.summary()}
+    warnings = list(result.warnings)
+    if kind == "model" and (one_answer := one_answer_warning(examples)):
+        warnings.insert(0, one_answer)
+    details = {**context.details, **result.details, "warnings": warnings, "labels": examples.summary()}
     provenance = Provenance(
         data_fingerprint=fingerprint or examples.fingerprint(),
         n_examples=len(examples),

@@ -126,3 +126,20 @@ def test_provenance_is_recorded(toy_registry: Registry, study_config: dict, tmp_
     assert prov["n_examples"] == 8 and prov["source"]["source"] == "inline"
     assert prov["details"]["surrogate_seen"] == "none" and "fute-kit" in prov["versions"]
     assert prov["details"]["labels"]["classes"] == {"negative": 4, "positive": 4}
+
+
+def test_a_model_with_one_answer_for_almost_all_of_u_is_flagged(
+    toy_registry: Registry, study_config: dict, tmp_path: Path
+) -> None:
+    # "so good" is the only text of U with this keyword: 1 of 11 answers differs from the rest.
+    study_config["unlabeled"]["texts"] += [f"neutral text {i}" for i in range(20)]
+    study_config["models"] = [
+        {"name": "rare", "source": "keyword", "keyword": "so good"},
+        {"name": "prior", "source": "constant", "probabilities": {"negative": 0.5, "positive": 0.5}},
+    ]
+    result = run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    warnings = {outcome.name: outcome.warnings for outcome in result.outcomes}
+    assert any("answers 'negative' for 97% of the 31 texts of U" in w for w in warnings["rare"])
+    assert not any("answers" in w for w in warnings["prior"])  # exactly constant: the method's own warning
+    sidecar = json.loads(next(tmp_path.glob("embeddings/*/model/rare--*.json")).read_text())
+    assert sidecar["provenance"]["details"]["labels"]["answers"] == {"negative": 30, "positive": 1}
