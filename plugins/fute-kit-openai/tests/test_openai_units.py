@@ -248,7 +248,10 @@ def test_example_study_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     example = Path(__file__).parents[3] / "docs" / "examples" / "llm-prompts.toml"
     config = load_config(example, registry)
     names = [m.name for m in config.models if m.source == "openai"]
-    assert len(names) == 7 and "smollm2-topic/editor" in names
+    assert len(names) == 6 and "smollm2-topic/few-shot" in names
+    # calibrate and the few-shot examples are set once per entry and reach every prompt of it
+    few_shot = next(m for m in config.models if m.name == "smollm2-plot-or-opinion/few-shot").options
+    assert few_shot["calibrate"] == "batch" and few_shot["labels"]["subjective"] == ["opinion"]
     monkeypatch.setenv("FUTE_OPENAI_BASE_URL", "http://127.0.0.1:9999/v1")
     model = registry.build("model_source", "openai", config.models[0].options)
     assert model.endpoint_url() == "http://127.0.0.1:9999/v1/chat/completions"

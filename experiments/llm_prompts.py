@@ -1,0 +1,255 @@
+"""Does each LLM prompt's task embedding find the builtin dataset of its own genre? (over several seeds)
+
+1. Reads a study configuration whose ``[[models]]`` are prompts of an LLM (default:
+   ``docs/examples/llm-prompts.toml``, served by the local llama.cpp server) and, for each seed, runs it
+   through the core pipeline (``parse_config`` + ``run_study``, output in ``<out>/seed-N/``) with
+   - the space options of docs/results.md's section 1 (``--epochs``, ``--max-length``, the seed),
+   - DTEs of all 4 builtin labelled datasets (train split, ``--train-limit`` examples), not only the config's,
+   - the prompts' MTEs on ``--u-limit`` texts of the config's U.
+   LLM answers come from the response cache after the first seed: only the method reruns.
+2. Reports, per prompt and seed, the most similar DTE, whether it is the prompt's own genre and the margin
+   (own minus best other); each prompt's nearest other prompt (same genre?); seed stability; and, given
+   ``--accuracy`` (a ``fute measure`` CSV), each prompt's accuracy on its own dataset.
+
+``--reuse-embeddings 'runs/m2d-large/seed-{seed}/embeddings'`` copies a store made in the same space (for
+example by experiments/model_to_dataset.py) into each seed's folder first: its DTEs are then reused, and the
+fine-tuned classifiers' MTEs join the report's model-to-model table.
+
+Writes ``<out>/results.md`` (and prints it). See experiments/README.md for the command and timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from model_to_dataset import DATASETS, seed_stability
+
+# A prompt's genre is read from its name (first match); --genre NAME=DATASET overrides.
+GENRE_WORDS = {
+    "sentiment": "rt-sentiment",
+    "topic": "bbc-topic",
+    "subjectivity": "rt-subjectivity",
+    "opinion": "rt-subjectivity",
+    "party": "convention-party",
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="docs/examples/llm-prompts.toml", help="study TOML with the prompts")
+    parser.add_argument("--out", required=True, help="output folder (one study per seed below it, and results.md)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-limit", type=int, default=400, help="examples per dataset for its DTE")
+    parser.add_argument("--u-limit", type=int, default=400, help="texts of U for each MTE")
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per text")
+    parser.add_argument("--epochs", type=int, default=3, help="method training epochs")
+    parser.add_argument("--genre", action="append", default=[], metavar="MODEL=DATASET", help="a prompt's genre")
+    parser.add_argument("--accuracy", default=None, help="fute measure CSV (target,candidate,score) to report")
+    parser.add_argument(
+        "--reuse-embeddings", default=None, metavar="PATTERN", help="store to copy first; {seed} is replaced"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def genre_of(name: str, overrides: dict[str, str]) -> str | None:
+    if name in overrides:
+        return overrides[name]
+    return next((dataset for word, dataset in GENRE_WORDS.items() if word in name), None)
+
+
+def study_data(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    from fute_kit.config import read_toml
+
+    data = read_toml(args.config)
+    space = data.setdefault("space", {})
+    space["options"] = {**space.get("options", {}), "epochs": args.epochs, "max_length": args.max_length, "seed": seed}
+    data["unlabeled"] = {**data["unlabeled"], "limit": args.u_limit}
+    data["datasets"] = [{"name": d, "source": "builtin", "limit": args.train_limit} for d in DATASETS]
+    data.pop("title", None)
+    return data
+
+
+def reuse_store(pattern: str, seed: int, target: Path) -> None:
+    source = Path(pattern.format(seed=seed))
+    if not source.is_dir():
+        raise SystemExit(f"--reuse-embeddings: {source} is not a folder (pattern {pattern!r}, seed {seed})")
+    shutil.copytree(source, target, dirs_exist_ok=True)
+
+
+def retrieval_rows(matrix: Any, seed: int, genres: dict[str, str]) -> list[dict[str, Any]]:
+    dtes = [label for label in matrix.labels if label.startswith("dataset:")]
+    rows = []
+    for label in matrix.labels:
+        name = label.removeprefix("model:")
+        own = genres.get(name)
+        if own is None or f"dataset:{own}" not in dtes:
+            continue
+        sims = {d.removeprefix("dataset:"): matrix.get(label, d) for d in dtes}
+        best = max(sims, key=sims.__getitem__)
+        other = max(v for k, v in sims.items() if k != own)
+        prompts = [m for m in genres if m != name and f"model:{m}" in matrix.labels]
+        nearest = max(prompts, key=lambda m: matrix.get(label, f"model:{m}")) if prompts else None
+        rows.append(
+            {
+                "seed": seed,
+                "model": name,
+                "own": own,
+                "top1": best,
+                "correct": sims[own] > other,
+                "margin": sims[own] - other,
+                "nearest_prompt": nearest,
+                "nearest_same_genre": nearest is not None and genres[nearest] == own,
+            }
+        )
+    return rows
+
+
+def read_accuracy(path: str | None) -> dict[str, float]:
+    if path is None:
+        return {}
+    import csv
+
+    with open(path, newline="") as handle:
+        return {row["candidate"]: float(row["score"]) for row in csv.DictReader(handle)}
+
+
+def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], stability: list[dict[str, Any]],
+             accuracy: dict[str, float], seconds: float, model_table: list[str]) -> str:  # fmt: skip
+    hits = sum(r["correct"] for r in rows)
+    lines = [
+        f"# LLM prompts -> dataset of their genre: `{args.config}`",
+        "",
+        "Command: `.venv/bin/python experiments/llm_prompts.py " + " ".join(sys.argv[1:]) + "`",
+        "",
+        f"Seeds {args.seeds}; DTEs of {', '.join(DATASETS)} on {args.train_limit} train examples; MTEs on "
+        f"{args.u_limit} texts of U; epochs {args.epochs}; max_length {args.max_length}. Wall time {seconds:.0f} s.",
+        "",
+        f"Own genre most similar: **{hits}/{len(rows)}** (prompts x seeds); mean margin "
+        f"{np.mean([r['margin'] for r in rows]):+.3f}. Nearest other prompt of the same genre: "
+        f"{sum(r['nearest_same_genre'] for r in rows)}/{len(rows)}.",
+        "",
+        "| prompt | own dataset | accuracy on it | "
+        + " | ".join(f"seed {s}: most similar (margin)" for s in args.seeds)
+        + " | own genre | nearest other prompt (seed 0) |",
+        "|---|---|---:|" + "---|" * len(args.seeds) + "---|---|",
+    ]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = {r["seed"]: r for r in rows if r["model"] == model}
+        cells = [
+            f"{'**' if r['correct'] else ''}{r['top1']}{'**' if r['correct'] else ''} ({r['margin']:+.3f})"
+            if (r := mine.get(s))
+            else "-"
+            for s in args.seeds
+        ]
+        first = mine[min(mine)]
+        acc = f"{accuracy[model]:.3f}" if model in accuracy else "-"
+        lines.append(
+            f"| {model} | {first['own']} | {acc} | " + " | ".join(cells)
+            + f" | {sum(r['correct'] for r in mine.values())}/{len(mine)} | {first['nearest_prompt']} |"
+        )  # fmt: skip
+    if stability:
+        lines += [
+            "",
+            "Seed stability (an MTE under one seed more similar to the same prompt under the other seeds than to any "
+            "other prompt's MTE): " + ", ".join(f"{r}: {n}" for r, n in _stable_counts(stability).items()),
+        ]
+    lines += model_table
+    return "\n".join(lines) + "\n"
+
+
+def _stable_counts(stability: list[dict[str, Any]]) -> dict[str, str]:
+    subjects = dict.fromkeys(r["subject"] for r in stability)
+    counts = {}
+    for subject in subjects:
+        rows = [r for r in stability if r["subject"] == subject]
+        counts[subject] = f"{sum(r['stable'] for r in rows)}/{len(rows)}"
+    return counts
+
+
+def model_to_model(embeddings: list[Any], genres: dict[str, str], registry: Any) -> list[str]:
+    """Each prompt's most similar fine-tuned classifier (stored as clf-DATASET), when the store has them."""
+    from fute_kit.similarity import similarity_matrix
+
+    classifiers = [e for e in embeddings if e.kind == "model" and e.subject.startswith("clf-")]
+    prompts = [e for e in embeddings if e.kind == "model" and e.subject in genres]
+    if not classifiers or not prompts:
+        return []
+    matrix = similarity_matrix(prompts + classifiers, registry=registry)
+    lines = ["", "Most similar fine-tuned classifier MTE (seed 0):", "", "| prompt | own genre | most similar "
+             "classifier | similarity |", "|---|---|---|---:|"]  # fmt: skip
+    for prompt in prompts:
+        best = max(classifiers, key=lambda c: matrix.get(prompt.label, c.label))
+        mark = "**" if best.subject == f"clf-{genres[prompt.subject]}" else ""
+        lines.append(
+            f"| {prompt.subject} | {genres[prompt.subject]} | {mark}{best.subject}{mark} | "
+            f"{matrix.get(prompt.label, best.label):.3f} |"
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    import transformers
+
+    from fute_kit.atomic import atomic_write_text
+    from fute_kit.config import parse_config
+    from fute_kit.pipeline import run_study
+    from fute_kit.registry import get_registry
+    from fute_kit.similarity import similarity_matrix
+    from fute_kit.store import EmbeddingStore
+
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("fute_kit").setLevel(logging.WARNING)
+    overrides = dict(item.split("=", 1) for item in args.genre)
+    out = Path(args.out)
+    registry = get_registry()
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    by_prompt: dict[str, list[Any]] = {}
+    first_seed: list[Any] = []
+    genres: dict[str, str] = {}
+    for seed in args.seeds:
+        folder = out / f"seed-{seed}"
+        if args.reuse_embeddings:
+            reuse_store(args.reuse_embeddings, seed, folder / "embeddings")
+        config = parse_config(study_data(args, seed), registry, f"{args.config} (seed {seed})")
+        genres = {m.name: g for m in config.models if (g := genre_of(m.name, overrides))}
+        result = run_study(config, folder, registry=registry, show_progress=not args.quiet)
+        if result.failures:
+            raise SystemExit("failed jobs: " + "; ".join(f"{o.name}: {o.error}" for o in result.failures))
+        store = EmbeddingStore(folder / "embeddings")
+        embeddings = [store.get(config.space, o.kind, o.name, o.fingerprint) for o in result.outcomes]
+        rows += retrieval_rows(similarity_matrix(embeddings, registry=registry), seed, genres)
+        for embedding in embeddings:
+            if embedding.subject in genres:
+                by_prompt.setdefault(embedding.subject, []).append(embedding)
+        if not first_seed:  # this run's prompts, and the classifiers a reused store brought
+            classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
+            first_seed = [e for e in embeddings if e.subject in genres] + classifiers
+        print(f"seed {seed}: done at {time.perf_counter() - started:.0f} s", flush=True)
+    every_seed = [e for group in by_prompt.values() for e in group]
+    stability = seed_stability(every_seed, registry) if len(args.seeds) > 1 else []
+    report = markdown(args, rows, stability, read_accuracy(args.accuracy), time.perf_counter() - started,
+                      model_to_model(first_seed, genres, registry))  # fmt: skip
+    atomic_write_text(out / "results.md", report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
