@@ -182,24 +182,38 @@ def _stable_counts(stability: list[dict[str, Any]]) -> dict[str, str]:
     return counts
 
 
-def model_to_model(embeddings: list[Any], genres: dict[str, str], registry: Any) -> list[str]:
-    """Each prompt's most similar fine-tuned classifier (stored as clf-DATASET), when the store has them."""
+def model_to_model(by_seed: dict[int, list[Any]], genres: dict[str, str], registry: Any) -> list[str]:
+    """Each prompt's most similar fine-tuned classifier (stored as clf-DATASET) per seed, when the store has them."""
     from fute_kit.similarity import similarity_matrix
 
-    classifiers = [e for e in embeddings if e.kind == "model" and e.subject.startswith("clf-")]
-    prompts = [e for e in embeddings if e.kind == "model" and e.subject in genres]
-    if not classifiers or not prompts:
+    best: dict[tuple[str, int], tuple[str, float]] = {}
+    for seed, embeddings in by_seed.items():
+        classifiers = [e for e in embeddings if e.kind == "model" and e.subject.startswith("clf-")]
+        prompts = [e for e in embeddings if e.kind == "model" and e.subject in genres]
+        if not classifiers or not prompts:
+            continue
+        matrix = similarity_matrix(prompts + classifiers, registry=registry)
+        for prompt in prompts:
+            top = max(classifiers, key=lambda c: matrix.get(prompt.label, c.label))
+            best[prompt.subject, seed] = (top.subject, matrix.get(prompt.label, top.label))
+    if not best:
         return []
-    matrix = similarity_matrix(prompts + classifiers, registry=registry)
-    lines = ["", "Most similar fine-tuned classifier MTE (seed 0):", "", "| prompt | own genre | most similar "
-             "classifier | similarity |", "|---|---|---|---:|"]  # fmt: skip
-    for prompt in prompts:
-        best = max(classifiers, key=lambda c: matrix.get(prompt.label, c.label))
-        mark = "**" if best.subject == f"clf-{genres[prompt.subject]}" else ""
-        lines.append(
-            f"| {prompt.subject} | {genres[prompt.subject]} | {mark}{best.subject}{mark} | "
-            f"{matrix.get(prompt.label, best.label):.3f} |"
-        )
+    seeds = sorted({seed for _, seed in best})
+    lines = ["", "Most similar fine-tuned classifier MTE (both on U):", "",
+             "| prompt | own genre | " + " | ".join(f"seed {s}" for s in seeds) + " | own classifier |",
+             "|---|---|" + "---|" * len(seeds) + "---|"]  # fmt: skip
+    hits = 0
+    for prompt in dict.fromkeys(p for p, _ in best):
+        own = f"clf-{genres[prompt]}"
+        cells = []
+        for seed in seeds:
+            subject, similarity = best.get((prompt, seed), ("-", float("nan")))
+            mark = "**" if subject == own else ""
+            cells.append(f"{mark}{subject}{mark} ({similarity:.3f})")
+        found = sum(best.get((prompt, s), ("",))[0] == own for s in seeds)
+        hits += found
+        lines.append(f"| {prompt} | {genres[prompt]} | " + " | ".join(cells) + f" | {found}/{len(seeds)} |")
+    lines += ["", f"Own genre's classifier most similar: {hits}/{len(best)} (prompts x seeds)."]
     return lines
 
 
@@ -222,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     by_prompt: dict[str, list[Any]] = {}
-    first_seed: list[Any] = []
+    with_classifiers: dict[int, list[Any]] = {}
     genres: dict[str, str] = {}
     for seed in args.seeds:
         folder = out / f"seed-{seed}"
@@ -239,14 +253,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         for embedding in embeddings:
             if embedding.subject in genres:
                 by_prompt.setdefault(embedding.subject, []).append(embedding)
-        if not first_seed:  # this run's prompts, and the classifiers a reused store brought
-            classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
-            first_seed = [e for e in embeddings if e.subject in genres] + classifiers
+        # this run's prompts, and the classifiers a reused store brought
+        classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
+        with_classifiers[seed] = [e for e in embeddings if e.subject in genres] + classifiers
         print(f"seed {seed}: done at {time.perf_counter() - started:.0f} s", flush=True)
     every_seed = [e for group in by_prompt.values() for e in group]
     stability = seed_stability(every_seed, registry) if len(args.seeds) > 1 else []
     report = markdown(args, rows, stability, read_accuracy(args.accuracy), time.perf_counter() - started,
-                      model_to_model(first_seed, genres, registry))  # fmt: skip
+                      model_to_model(with_classifiers, genres, registry))  # fmt: skip
     atomic_write_text(out / "results.md", report)
     print(report)
 
