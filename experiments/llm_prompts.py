@@ -21,6 +21,7 @@ Writes ``<out>/results.md`` (and prints it). See experiments/README.md for the c
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import shutil
@@ -81,7 +82,6 @@ def study_data(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     space["options"] = {**space.get("options", {}), "epochs": args.epochs, "max_length": args.max_length, "seed": seed}
     data["unlabeled"] = {**data["unlabeled"], "limit": args.u_limit}
     data["datasets"] = [{"name": d, "source": "builtin", "limit": args.train_limit} for d in DATASETS]
-    data.pop("title", None)
     return data
 
 
@@ -123,8 +123,8 @@ def retrieval_rows(matrix: Any, seed: int, genres: dict[str, str]) -> list[dict[
 def read_accuracy(path: str | None) -> dict[str, float]:
     if path is None:
         return {}
-    import csv
-
+    if not Path(path).is_file():
+        raise SystemExit(f"--accuracy: {path} does not exist (write it with fute measure ... --out {path})")
     with open(path, newline="") as handle:
         return {row["candidate"]: float(row["score"]) for row in csv.DictReader(handle)}
 
@@ -231,11 +231,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("fute_kit").setLevel(logging.WARNING)
     overrides = dict(item.split("=", 1) for item in args.genre)
+    accuracy = read_accuracy(args.accuracy)  # read before the long work: a wrong path fails at once
     out = Path(args.out)
     registry = get_registry()
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    by_prompt: dict[str, list[Any]] = {}
     with_classifiers: dict[int, list[Any]] = {}
     genres: dict[str, str] = {}
     for seed in args.seeds:
@@ -250,16 +250,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         store = EmbeddingStore(folder / "embeddings")
         embeddings = [store.get(config.space, o.kind, o.name, o.fingerprint) for o in result.outcomes]
         rows += retrieval_rows(similarity_matrix(embeddings, registry=registry), seed, genres)
-        for embedding in embeddings:
-            if embedding.subject in genres:
-                by_prompt.setdefault(embedding.subject, []).append(embedding)
         # this run's prompts, and the classifiers a reused store brought
         classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
         with_classifiers[seed] = [e for e in embeddings if e.subject in genres] + classifiers
         print(f"seed {seed}: done at {time.perf_counter() - started:.0f} s", flush=True)
-    every_seed = [e for group in by_prompt.values() for e in group]
+    every_seed = [e for group in with_classifiers.values() for e in group if e.subject in genres]
     stability = seed_stability(every_seed, registry) if len(args.seeds) > 1 else []
-    report = markdown(args, rows, stability, read_accuracy(args.accuracy), time.perf_counter() - started,
+    report = markdown(args, rows, stability, accuracy, time.perf_counter() - started,
                       model_to_model(with_classifiers, genres, registry))  # fmt: skip
     atomic_write_text(out / "results.md", report)
     print(report)

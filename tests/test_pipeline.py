@@ -131,7 +131,7 @@ def test_provenance_is_recorded(toy_registry: Registry, study_config: dict, tmp_
 def test_a_model_with_one_answer_for_almost_all_of_u_is_flagged(
     toy_registry: Registry, study_config: dict, tmp_path: Path
 ) -> None:
-    # "so good" is the only text of U with this keyword: 1 of 11 answers differs from the rest.
+    # "so good" is the only text of U with this keyword: 1 of 31 answers differs from the rest.
     study_config["unlabeled"]["texts"] += [f"neutral text {i}" for i in range(20)]
     study_config["models"] = [
         {"name": "rare", "source": "keyword", "keyword": "so good"},
