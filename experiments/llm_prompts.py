@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from model_to_dataset import DATASETS, seed_stability
+from model_to_dataset import DATASETS, parse_option_values, seed_stability
 
 # A prompt's genre is read from its name (first match); --genre NAME=DATASET overrides.
 GENRE_WORDS = {
@@ -64,6 +64,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reuse-embeddings", default=None, metavar="PATTERN", help="store to copy first; {seed} is replaced"
     )
+    parser.add_argument(
+        "--classifiers",
+        default=None,
+        metavar="FOLDER",
+        help="fine-tuned classifiers (model_to_dataset.py's <cache>/finetuned, one DATASET-* folder each) to embed on "
+        "the same U as the prompts, as clf-DATASET: a control, and the model-to-model table",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another method option, e.g. soft_loss=hard (VALUE read as JSON when it parses); repeatable",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -74,14 +88,34 @@ def genre_of(name: str, overrides: dict[str, str]) -> str | None:
     return next((dataset for word, dataset in GENRE_WORDS.items() if word in name), None)
 
 
-def study_data(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def find_classifiers(folder: str | None) -> dict[str, Path]:
+    """{dataset: fine-tuned classifier folder} from a folder of DATASET-n<examples>-e<epochs> folders."""
+    if folder is None:
+        return {}
+    root = Path(folder)
+    found = {d: next(iter(sorted(root.glob(f"{d}-n*"))), None) for d in DATASETS}
+    missing = [d for d, path in found.items() if path is None]
+    if not root.is_dir() or missing:
+        raise SystemExit(
+            f"--classifiers: {root} has no classifier for {', '.join(missing) or 'any dataset'} "
+            "(write them with experiments/model_to_dataset.py; they are kept in its <cache>/finetuned)"
+        )
+    return {d: path for d, path in found.items() if path is not None}
+
+
+def study_data(args: argparse.Namespace, seed: int, classifiers: dict[str, Path]) -> dict[str, Any]:
     from fute_kit.config import read_toml
 
     data = read_toml(args.config)
     space = data.setdefault("space", {})
-    space["options"] = {**space.get("options", {}), "epochs": args.epochs, "max_length": args.max_length, "seed": seed}
+    section = {"epochs": args.epochs, "max_length": args.max_length, "seed": seed}
+    space["options"] = {**space.get("options", {}), **section, **parse_option_values(args.option)}
     data["unlabeled"] = {**data["unlabeled"], "limit": args.u_limit}
     data["datasets"] = [{"name": d, "source": "builtin", "limit": args.train_limit} for d in DATASETS]
+    data["models"] = data.get("models", []) + [
+        {"name": f"clf-{d}", "source": "hf", "path": str(path), "max_length": args.max_length}
+        for d, path in classifiers.items()
+    ]
     return data
 
 
@@ -130,7 +164,8 @@ def read_accuracy(path: str | None) -> dict[str, float]:
 
 
 def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], stability: list[dict[str, Any]],
-             accuracy: dict[str, float], seconds: float, model_table: list[str]) -> str:  # fmt: skip
+             accuracy: dict[str, float], seconds: float, model_table: list[str],
+             control_rows: list[dict[str, Any]]) -> str:  # fmt: skip
     hits = sum(r["correct"] for r in rows)
     lines = [
         f"# LLM prompts -> dataset of their genre: `{args.config}`",
@@ -144,6 +179,15 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], stability: li
         f"{np.mean([r['margin'] for r in rows]):+.3f}. Nearest other prompt of the same genre: "
         f"{sum(r['nearest_same_genre'] for r in rows)}/{len(rows)}.",
         "",
+        *(
+            [
+                f"Control, the fine-tuned classifiers on the same U: own dataset most similar "
+                f"{sum(r['correct'] for r in control_rows)}/{len(control_rows)} (models x seeds).",
+                "",
+            ]
+            if control_rows
+            else []
+        ),
         "| prompt | own dataset | accuracy on it | "
         + " | ".join(f"seed {s}: most similar (margin)" for s in args.seeds)
         + " | own genre | nearest other prompt (seed 0) |",
@@ -232,32 +276,42 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("fute_kit").setLevel(logging.WARNING)
     overrides = dict(item.split("=", 1) for item in args.genre)
     accuracy = read_accuracy(args.accuracy)  # read before the long work: a wrong path fails at once
+    classifier_folders = find_classifiers(args.classifiers)
+    classifier_genres = {f"clf-{d}": d for d in classifier_folders}
     out = Path(args.out)
     registry = get_registry()
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    control_rows: list[dict[str, Any]] = []
     with_classifiers: dict[int, list[Any]] = {}
     genres: dict[str, str] = {}
     for seed in args.seeds:
         folder = out / f"seed-{seed}"
         if args.reuse_embeddings:
             reuse_store(args.reuse_embeddings, seed, folder / "embeddings")
-        config = parse_config(study_data(args, seed), registry, f"{args.config} (seed {seed})")
-        genres = {m.name: g for m in config.models if (g := genre_of(m.name, overrides))}
+        config = parse_config(study_data(args, seed, classifier_folders), registry, f"{args.config} (seed {seed})")
+        genres = {
+            m.name: g for m in config.models if m.name not in classifier_genres and (g := genre_of(m.name, overrides))
+        }
         result = run_study(config, folder, registry=registry, show_progress=not args.quiet)
         if result.failures:
             raise SystemExit("failed jobs: " + "; ".join(f"{o.name}: {o.error}" for o in result.failures))
         store = EmbeddingStore(folder / "embeddings")
         embeddings = [store.get(config.space, o.kind, o.name, o.fingerprint) for o in result.outcomes]
-        rows += retrieval_rows(similarity_matrix(embeddings, registry=registry), seed, genres)
-        # this run's prompts, and the classifiers a reused store brought
-        classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
+        matrix = similarity_matrix(embeddings, registry=registry)
+        rows += retrieval_rows(matrix, seed, genres)
+        control_rows += retrieval_rows(matrix, seed, classifier_genres)
+        # this run's prompts, and the classifiers embedded on the same U (--classifiers) or a reused store brought
+        if classifier_genres:
+            classifiers = [e for e in embeddings if e.subject in classifier_genres]
+        else:
+            classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
         with_classifiers[seed] = [e for e in embeddings if e.subject in genres] + classifiers
         print(f"seed {seed}: done at {time.perf_counter() - started:.0f} s", flush=True)
     every_seed = [e for group in with_classifiers.values() for e in group if e.subject in genres]
     stability = seed_stability(every_seed, registry) if len(args.seeds) > 1 else []
     report = markdown(args, rows, stability, accuracy, time.perf_counter() - started,
-                      model_to_model(with_classifiers, genres, registry))  # fmt: skip
+                      model_to_model(with_classifiers, genres, registry), control_rows)  # fmt: skip
     atomic_write_text(out / "results.md", report)
     print(report)
 

