@@ -255,6 +255,12 @@ def test_example_study_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUTE_OPENAI_BASE_URL", "http://127.0.0.1:9999/v1")
     model = registry.build("model_source", "openai", config.models[0].options)
     assert model.endpoint_url() == "http://127.0.0.1:9999/v1/chat/completions"
+    # The Gemma variant: the same prompts for a base model, through the completions endpoint.
+    gemma = load_config(example.with_name("llm-prompts-gemma.toml"), registry)
+    prompts = [m for m in gemma.models if m.source == "openai"]
+    assert [m.name.split("-", 1)[1] for m in prompts] == [n.split("-", 1)[1] for n in names]
+    model = registry.build("model_source", "openai", prompts[0].options)
+    assert model.endpoint_url() == "http://127.0.0.1:9999/v1/completions"
 
 
 def test_local_server_models_by_name_or_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
