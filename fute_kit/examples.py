@@ -162,11 +162,25 @@ class Examples:
         names = self.label_names or tuple(str(i) for i in range(self.num_classes))
         return {name: counts.get(i, 0) for i, name in enumerate(names)}
 
+    def confidence(self) -> dict[str, float] | None:
+        """How sure soft labels are: the mean top probability and the mean entropy over log(classes) (1: uniform).
+
+        None for other label kinds and for a single class.
+        """
+        if self.labels is None or self.label_kind != "soft" or not len(self) or self.num_classes < 2:
+            return None
+        probs = np.clip(np.asarray(self.labels, dtype=np.float64), 0.0, 1.0)
+        entropy = -np.sum(probs * np.log(np.where(probs > 0, probs, 1.0)), axis=1) / np.log(probs.shape[1])
+        return {"mean_top_probability": round(float(probs.max(axis=1).mean()), 4),
+                "normalised_entropy": round(float(entropy.mean()), 4)}  # fmt: skip
+
     def summary(self) -> dict[str, object]:
         info: dict[str, object] = {"n": len(self), "label_kind": self.label_kind, "pairs": self.is_pairs}
         counts = self.answer_counts()
         if counts is not None:
             info["classes" if self.label_kind == "hard" else "answers"] = counts
+        if (confidence := self.confidence()) is not None:
+            info["confidence"] = confidence
         return info
 
     # -- transformation -----------------------------------------------------------------
@@ -220,4 +234,25 @@ def one_answer_warning(predictions: Examples) -> str | None:
         f"the model answers {top!r} for {share:.0%} of the {len(predictions)} texts of U: its MTE says little "
         "beyond its label prior. A prompt the model does not follow looks like this: measure it on labelled data "
         "(fute measure), add few-shot examples or calibrate = 'batch', or use a U on which its answers vary"
+    )
+
+
+# Soft labels this close to uniform say more about how unsure a model is than about its task: the
+# Gemma-3-270M prompts of docs/results.md section 4 (0.95 to 0.98) all landed nearest the builtin task its
+# classifier is least sure of, whatever their genre; fine-tuned classifiers sit at 0.25 to 0.70.
+UNSURE_ENTROPY = 0.9
+
+
+def unsure_labels_warning(predictions: Examples) -> str | None:
+    """A warning when a model's soft labels on U are nearly uniform, None otherwise."""
+    confidence = predictions.confidence()
+    if confidence is None or confidence["normalised_entropy"] < UNSURE_ENTROPY:
+        return None
+    if np.all(predictions.labels == predictions.labels[:1]):
+        return None  # exactly constant (a label prior): the method's own warning says so
+    return (
+        f"the model's soft labels on the {len(predictions)} texts of U are nearly uniform (mean top probability "
+        f"{confidence['mean_top_probability']:.2f}, entropy {confidence['normalised_entropy']:.2f} of the maximum): "
+        "its MTE may reflect how unsure it is more than which task it does. Check it on labelled data "
+        "(fute measure); the method option soft_loss = 'hard' embeds its decisions instead"
     )

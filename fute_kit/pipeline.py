@@ -23,7 +23,7 @@ from fute_kit.components import RunContext, default_cache_dir
 from fute_kit.config import SourceRef, StudyConfig
 from fute_kit.embedding import Provenance, Space, TaskEmbedding, canonical_json
 from fute_kit.errors import DataError
-from fute_kit.examples import Examples, one_answer_warning
+from fute_kit.examples import Examples, one_answer_warning, unsure_labels_warning
 from fute_kit.predictions import PredictionCache
 from fute_kit.registry import Registry, get_registry
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
@@ -173,8 +173,8 @@ def embed_examples(
     started = time.perf_counter()
     result = method.embed(examples, space.surrogate, context)
     warnings = list(result.warnings)
-    if kind == "model" and (one_answer := one_answer_warning(examples)):
-        warnings.insert(0, one_answer)
+    if kind == "model" and (label_warning := one_answer_warning(examples) or unsure_labels_warning(examples)):
+        warnings.insert(0, label_warning)
     details = {**context.details, **result.details, "warnings": warnings, "labels": examples.summary()}
     provenance = Provenance(
         data_fingerprint=fingerprint or examples.fingerprint(),

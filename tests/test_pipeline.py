@@ -143,3 +143,20 @@ def test_a_model_with_one_answer_for_almost_all_of_u_is_flagged(
     assert not any("answers" in w for w in warnings["prior"])  # exactly constant: the method's own warning
     sidecar = json.loads(next(tmp_path.glob("embeddings/*/model/rare--*.json")).read_text())
     assert sidecar["provenance"]["details"]["labels"]["answers"] == {"negative": 30, "positive": 1}
+
+
+def test_a_model_with_nearly_uniform_soft_labels_is_flagged(
+    toy_registry: Registry, study_config: dict, tmp_path: Path
+) -> None:
+    study_config["models"] = [
+        {"name": "unsure", "source": "keyword", "keyword": "good", "sureness": 0.1},
+        {"name": "sure", "source": "keyword", "keyword": "good"},
+        {"name": "prior", "source": "constant", "probabilities": {"negative": 0.5, "positive": 0.5}},
+    ]
+    result = run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    warnings = {outcome.name: outcome.warnings for outcome in result.outcomes}
+    assert any("nearly uniform (mean top probability 0.55" in w for w in warnings["unsure"])
+    assert not any("nearly uniform" in w for w in warnings["sure"] + warnings["prior"])
+    sidecar = json.loads(next(tmp_path.glob("embeddings/*/model/unsure--*.json")).read_text())
+    confidence = sidecar["provenance"]["details"]["labels"]["confidence"]
+    assert confidence["mean_top_probability"] == 0.55 and confidence["normalised_entropy"] > 0.99

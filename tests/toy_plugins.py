@@ -58,12 +58,14 @@ class KeywordModel:
 
     keyword: str = option(help="word that signals the positive class")
     fail: bool = option(False, help="raise instead of predicting (fault injection)")
+    sureness: float = option(0.8, help="how far apart the two classes' probabilities are (0: uniform, 1: one-hot)")
 
     def predict(self, inputs: Examples, context: RunContext) -> Examples:
         if self.fail:
             raise RuntimeError("model crashed on purpose")
         hit = np.array([self.keyword in t for t in inputs.texts], dtype=np.float64)
-        probs = np.stack([1 - 0.8 * hit - 0.1, 0.8 * hit + 0.1], axis=1)
+        positive = (1 - self.sureness) / 2 + self.sureness * hit
+        probs = np.stack([1 - positive, positive], axis=1)
         return inputs.with_predictions(probs, "soft", ("negative", "positive"))
 
 
