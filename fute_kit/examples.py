@@ -254,5 +254,5 @@ def unsure_labels_warning(predictions: Examples) -> str | None:
         f"the model's soft labels on the {len(predictions)} texts of U are nearly uniform (mean top probability "
         f"{confidence['mean_top_probability']:.2f}, entropy {confidence['normalised_entropy']:.2f} of the maximum): "
         "its MTE may reflect how unsure it is more than which task it does. Check it on labelled data "
-        "(fute measure); the method option soft_loss = 'hard' embeds its decisions instead"
+        "(fute measure) before reading its MTE, and compare it with models of known task on the same U"
     )
