@@ -213,6 +213,11 @@ class Examples:
         return self
 
 
+def _constant_labels(predictions: Examples) -> bool:
+    """Exactly the same label for every input (a label prior): left to the method, whose embedding is then zero."""
+    return predictions.labels is None or bool(np.all(predictions.labels == predictions.labels[:1]))
+
+
 # A model that gives (nearly) every text of U the same answer tells the method little beyond its label prior.
 ONE_ANSWER_SHARE = 0.95
 
@@ -224,7 +229,7 @@ def one_answer_warning(predictions: Examples) -> str | None:
     that of a constant model. Exactly constant labels are left to the method (its embedding is then zero).
     """
     counts = predictions.answer_counts()
-    if not counts or predictions.labels is None or np.all(predictions.labels == predictions.labels[:1]):
+    if not counts or _constant_labels(predictions):
         return None
     top, count = max(counts.items(), key=lambda item: item[1])
     share = count / len(predictions)
@@ -237,19 +242,17 @@ def one_answer_warning(predictions: Examples) -> str | None:
     )
 
 
-# Soft labels this close to uniform say more about how unsure a model is than about its task: the
-# Gemma-3-270M prompts of docs/results.md section 4 (0.95 to 0.98) all landed nearest the builtin task its
-# classifier is least sure of, whatever their genre; fine-tuned classifiers sit at 0.25 to 0.70.
+# Soft labels this close to uniform can say more about how unsure a model is than about its task: the six
+# binary LLM prompts of docs/results.md section 4 at 0.95 to 0.98 were, whatever their genre, nearest the
+# least sure fine-tuned classifier under every seed; the classifiers themselves sit at 0.21 to 0.69.
 UNSURE_ENTROPY = 0.9
 
 
 def unsure_labels_warning(predictions: Examples) -> str | None:
     """A warning when a model's soft labels on U are nearly uniform, None otherwise."""
     confidence = predictions.confidence()
-    if confidence is None or confidence["normalised_entropy"] < UNSURE_ENTROPY:
+    if confidence is None or confidence["normalised_entropy"] < UNSURE_ENTROPY or _constant_labels(predictions):
         return None
-    if np.all(predictions.labels == predictions.labels[:1]):
-        return None  # exactly constant (a label prior): the method's own warning says so
     return (
         f"the model's soft labels on the {len(predictions)} texts of U are nearly uniform (mean top probability "
         f"{confidence['mean_top_probability']:.2f}, entropy {confidence['normalised_entropy']:.2f} of the maximum): "
