@@ -261,6 +261,74 @@ def model_to_model(by_seed: dict[int, list[Any]], genres: dict[str, str], regist
     return lines
 
 
+def origins_of(texts: Sequence[str], unlabeled: Any) -> list[str] | None:
+    """Each text's ``origin`` when U is a jsonl file (builtin or ``files``) that records one; else None."""
+    import json
+    from importlib.resources import files
+
+    options = unlabeled.options
+    if unlabeled.source == "builtin":
+        path = files("fute_kit_hf") / "builtin_data" / f"{options.get('dataset', unlabeled.name)}.jsonl"
+    elif unlabeled.source == "files" and str(options.get("path", "")).endswith(".jsonl"):
+        path = Path(options["path"])
+    else:
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    origin = {row["text"]: row.get("origin") for row in rows}
+    found = [origin.get(text) for text in texts]
+    return None if None in found else [str(o) for o in found]
+
+
+def _mean_correlation(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> str:
+    """Pearson correlation of a[:, k] with b[:, k] over the chosen rows, averaged over k (constant columns skipped)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = [np.corrcoef(a[rows, k], b[rows, k])[0, 1] for k in range(a.shape[1])]
+    finite = [v for v in values if np.isfinite(v)]
+    return f"{np.mean(finite):+.2f}" if finite else "-"
+
+
+def label_agreement(
+    folder: Path, config: Any, outcomes: Sequence[Any], genres: dict[str, str], registry: Any
+) -> list[str]:
+    """How far each prompt's labels on U follow those of its genre's fine-tuned classifier (clf-DATASET).
+
+    Pearson correlation of the two models' probabilities of each class they share, averaged over the classes, on
+    all of U and on the texts of each origin; and the spread of the prompt's labels (standard deviation of its
+    class probabilities, against the classifier's): the signal its MTE is learned from.
+    """
+    from fute_kit.components import RunContext
+    from fute_kit.pipeline import load_examples
+    from fute_kit.predictions import PredictionCache
+
+    inputs = load_examples(config.unlabeled, registry, RunContext(show_progress=False))  # memoised: no reload
+    cache = PredictionCache(folder / "predictions")
+    labels = {o.name: cache.get(o.fingerprint, inputs) for o in outcomes if o.kind == "model"}
+    origins = origins_of(inputs.texts, config.unlabeled)
+    groups = sorted(set(origins)) if origins else []
+    lines = [
+        "",
+        "Labels on U against the genre's classifier (seed 0; correlation of class probabilities, averaged over "
+        "classes; spread: standard deviation of class probabilities, prompt / classifier):",
+        "",
+        "| prompt | classifier | correlation | spread | " + " | ".join(groups) + (" |" if groups else ""),
+        "|---|---|---:|---:|" + "---:|" * len(groups),
+    ]
+    for prompt, genre in genres.items():
+        mine, theirs = labels.get(prompt), labels.get(f"clf-{genre}")
+        if mine is None or theirs is None or mine.label_kind != "soft" or theirs.label_kind != "soft":
+            continue
+        shared = [c for c in mine.label_names if c in theirs.label_names]
+        a = np.asarray(mine.labels)[:, [mine.label_names.index(c) for c in shared]]
+        b = np.asarray(theirs.labels)[:, [theirs.label_names.index(c) for c in shared]]
+        every = np.ones(len(a), dtype=bool)
+        cells = [_mean_correlation(a, b, np.array([o == g for o in origins])) for g in groups] if origins else []
+        lines.append(
+            f"| {prompt} | clf-{genre} | {_mean_correlation(a, b, every)} | {a.std(axis=0).mean():.2f} / "
+            f"{b.std(axis=0).mean():.2f} | " + " | ".join(cells) + (" |" if cells else "")
+        )
+    return lines if len(lines) > 5 else []
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     import transformers
@@ -285,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     control_rows: list[dict[str, Any]] = []
     with_classifiers: dict[int, list[Any]] = {}
     genres: dict[str, str] = {}
+    agreement: list[str] = []
     for seed in args.seeds:
         folder = out / f"seed-{seed}"
         if args.reuse_embeddings:
@@ -307,11 +376,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             classifiers = [e for e in store.load_all(config.space.id) if e.subject.startswith("clf-")]
         with_classifiers[seed] = [e for e in embeddings if e.subject in genres] + classifiers
+        if not agreement and classifier_genres:  # the labels are the same under every seed
+            agreement = label_agreement(folder, config, result.outcomes, genres, registry)
         print(f"seed {seed}: done at {time.perf_counter() - started:.0f} s", flush=True)
     every_seed = [e for group in with_classifiers.values() for e in group if e.subject in genres]
     stability = seed_stability(every_seed, registry) if len(args.seeds) > 1 else []
     report = markdown(args, rows, stability, accuracy, time.perf_counter() - started,
-                      model_to_model(with_classifiers, genres, registry), control_rows)  # fmt: skip
+                      model_to_model(with_classifiers, genres, registry) + agreement, control_rows)  # fmt: skip
     atomic_write_text(out / "results.md", report)
     print(report)
 
