@@ -58,7 +58,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-limit", type=int, default=400, help="examples per dataset for its DTE")
     parser.add_argument("--u-limit", type=int, default=400, help="texts of U for each MTE")
     parser.add_argument(
-        "--unlabeled", default=None, metavar="DATASET", help="a builtin U instead of the config's (unlabeled-genres)"
+        "--unlabeled",
+        default=None,
+        metavar="DATASET|FILE.jsonl",
+        help="U instead of the config's: a builtin unlabelled set (unlabeled-genres) or a jsonl file with a text key",
     )
     parser.add_argument("--max-length", type=int, default=64, help="tokens per text")
     parser.add_argument("--epochs", type=int, default=3, help="method training epochs")
@@ -113,7 +116,9 @@ def study_data(args: argparse.Namespace, seed: int, classifiers: dict[str, Path]
     space = data.setdefault("space", {})
     section = {"epochs": args.epochs, "max_length": args.max_length, "seed": seed}
     space["options"] = {**space.get("options", {}), **section, **parse_option_values(args.option)}
-    if getattr(args, "unlabeled", None):
+    if getattr(args, "unlabeled", None) and args.unlabeled.endswith(".jsonl"):
+        data["unlabeled"] = {"name": Path(args.unlabeled).stem, "source": "files", "path": args.unlabeled}
+    elif getattr(args, "unlabeled", None):
         data["unlabeled"] = {"name": args.unlabeled, "source": "builtin", "dataset": args.unlabeled}
     data["unlabeled"] = {**data["unlabeled"], "limit": args.u_limit}
     data["datasets"] = [{"name": d, "source": "builtin", "limit": args.train_limit} for d in DATASETS]
