@@ -242,9 +242,11 @@ def one_answer_warning(predictions: Examples) -> str | None:
     )
 
 
-# Soft labels this close to uniform can say more about how unsure a model is than about its task: the six
-# binary LLM prompts of docs/results.md section 4 at 0.95 to 0.98 were, whatever their genre, nearest the
-# least sure fine-tuned classifier under every seed; the classifiers themselves sit at 0.21 to 0.69.
+# Soft labels this close to uniform mean the model barely commits to an answer on U. The six binary LLM prompts
+# of docs/results.md section 4 at 0.95 to 0.98 were, whatever their genre, nearest the least sure fine-tuned
+# classifier under every seed (the classifiers sit at 0.21 to 0.69). Doubt alone does not do that: a classifier's
+# labels mixed with uniform ones to 0.93 to 0.96 still find its own dataset (experiments/label_spread.py); what
+# such labels say on U has to be checked, hence a warning and not an error.
 UNSURE_ENTROPY = 0.9
 
 
@@ -256,6 +258,6 @@ def unsure_labels_warning(predictions: Examples) -> str | None:
     return (
         f"the model's soft labels on the {len(predictions)} texts of U are nearly uniform (mean top probability "
         f"{confidence['mean_top_probability']:.2f}, entropy {confidence['normalised_entropy']:.2f} of the maximum): "
-        "its MTE may reflect how unsure it is more than which task it does. Check it on labelled data "
-        "(fute measure) before reading its MTE, and compare it with models of known task on the same U"
+        "the model barely commits to an answer on this U. Check it on labelled data (fute measure) before reading "
+        "its MTE, and compare it with models of known task on the same U"
     )
