@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llm_prompts import find_classifiers, genre_of, reuse_store, study_data
+from llm_prompts import find_classifiers, genre_of, retrieval_rows, reuse_store, run_seed, study_data
 
 from fute_kit.components import RunContext
 from fute_kit.examples import Examples
@@ -137,11 +137,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from fute_kit.atomic import atomic_write_text
     from fute_kit.config import parse_config
-    from fute_kit.pipeline import load_examples, run_study
+    from fute_kit.pipeline import load_examples
     from fute_kit.plugins import PluginHost
     from fute_kit.registry import Registry, set_registry
-    from fute_kit.similarity import similarity_matrix
-    from fute_kit.store import EmbeddingStore
 
     args = parse_args(argv)
     transformers.utils.logging.set_verbosity_error()
@@ -161,22 +159,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         data = study_data(args, seed, classifiers)
         data["models"] = variants(data, args.prompt, args)
         config = parse_config(data, registry, f"{args.config} (seed {seed})")
-        result = run_study(config, folder, registry=registry, show_progress=not args.quiet)
-        if result.failures:
-            raise SystemExit("failed jobs: " + "; ".join(f"{o.name}: {o.error}" for o in result.failures))
-        store = EmbeddingStore(folder / "embeddings")
-        embeddings = [store.get(config.space, o.kind, o.name, o.fingerprint) for o in result.outcomes]
-        matrix = similarity_matrix(embeddings, registry=registry)
+        result, _, matrix = run_seed(config, folder, registry, args.quiet)
         inputs = load_examples(config.unlabeled, registry, RunContext(show_progress=False)).unlabeled()
-        dtes = [label for label in matrix.labels if label.startswith("dataset:")]
-        for outcome in result.outcomes:
-            if outcome.kind != "model":
-                continue
-            own = genre_of(outcome.name.removeprefix("clf-").split("@")[0], {})
-            sims = {d.removeprefix("dataset:"): matrix.get(f"model:{outcome.name}", d) for d in dtes}
-            best = max(sims, key=sims.__getitem__)
-            margin = sims[own] - max(v for k, v in sims.items() if k != own) if own in sims else float("nan")
-            table.setdefault(outcome.name, {})[seed] = (best, margin, best == own)
+        models = [o for o in result.outcomes if o.kind == "model"]
+        # "clf-rt-sentiment@keep=0.4" and "gemma-sentiment/few-shot@T=0.25" are both of the sentiment genre
+        genres = {o.name: g for o in models if (g := genre_of(o.name.removeprefix("clf-").split("@")[0], {}))}
+        for row in retrieval_rows(matrix, seed, genres):
+            table.setdefault(row["model"], {})[seed] = (row["top1"], row["margin"], row["correct"])
+        for outcome in models:
             spreads.setdefault(outcome.name, spread(folder, outcome, inputs))
         print(f"seed {seed}: done at {time.perf_counter() - started:.0f} s", flush=True)
 

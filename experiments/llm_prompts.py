@@ -339,15 +339,27 @@ def label_agreement(
     return lines if len(lines) > 5 else []
 
 
+def run_seed(config: Any, folder: Path, registry: Any, quiet: bool) -> tuple[Any, list[Any], Any]:
+    """Run one seed's study: (its result, the embeddings it made or reused, their similarity matrix)."""
+    from fute_kit.pipeline import run_study
+    from fute_kit.similarity import similarity_matrix
+    from fute_kit.store import EmbeddingStore
+
+    result = run_study(config, folder, registry=registry, show_progress=not quiet)
+    if result.failures:
+        raise SystemExit("failed jobs: " + "; ".join(f"{o.name}: {o.error}" for o in result.failures))
+    store = EmbeddingStore(folder / "embeddings")
+    embeddings = [store.get(config.space, o.kind, o.name, o.fingerprint) for o in result.outcomes]
+    return result, embeddings, similarity_matrix(embeddings, registry=registry)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     import transformers
 
     from fute_kit.atomic import atomic_write_text
     from fute_kit.config import parse_config
-    from fute_kit.pipeline import run_study
     from fute_kit.registry import get_registry
-    from fute_kit.similarity import similarity_matrix
     from fute_kit.store import EmbeddingStore
 
     transformers.utils.logging.set_verbosity_error()
@@ -372,12 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         genres = {
             m.name: g for m in config.models if m.name not in classifier_genres and (g := genre_of(m.name, overrides))
         }
-        result = run_study(config, folder, registry=registry, show_progress=not args.quiet)
-        if result.failures:
-            raise SystemExit("failed jobs: " + "; ".join(f"{o.name}: {o.error}" for o in result.failures))
+        result, embeddings, matrix = run_seed(config, folder, registry, args.quiet)
         store = EmbeddingStore(folder / "embeddings")
-        embeddings = [store.get(config.space, o.kind, o.name, o.fingerprint) for o in result.outcomes]
-        matrix = similarity_matrix(embeddings, registry=registry)
         rows += retrieval_rows(matrix, seed, genres)
         control_rows += retrieval_rows(matrix, seed, classifier_genres)
         # this run's prompts, and the classifiers embedded on the same U (--classifiers) or a reused store brought
