@@ -15,6 +15,7 @@ import attrs
 from fute_kit.embedding import Space
 from fute_kit.errors import ConfigError, OptionsError, UnknownComponentError
 from fute_kit.options import option_fields, options_of
+from fute_kit.prompts import expand_prompts
 from fute_kit.registry import Registry, get_registry
 
 SECTIONS = ("space", "unlabeled", "datasets", "models", "similarity", "executor")
@@ -56,24 +57,6 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 def load_config(path: str | Path, registry: Registry | None = None) -> StudyConfig:
     return parse_config(read_toml(path), registry, str(path))
-
-
-def _expand_prompts(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """``prompts = {name = template | {prompt = ..., ...}}`` lists many prompts of one LLM in one entry."""
-    prompts = entry.get("prompts")
-    if not isinstance(prompts, Mapping):
-        return [entry]
-    base = {k: v for k, v in entry.items() if k != "prompts"}
-    expanded = []
-    for prompt_name, value in prompts.items():
-        item = dict(base)
-        item["name"] = f"{base.get('name', 'model')}/{prompt_name}"
-        if isinstance(value, Mapping):
-            item.update(value)
-        else:
-            item["prompt"] = value
-        expanded.append(item)
-    return expanded
 
 
 def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path: str = "") -> StudyConfig:
@@ -158,7 +141,7 @@ def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path
             problems.append(f"[[{section}]]: expected an array of tables ([[{section}]] blocks)")
             return ()
         if section == "models":
-            raw = [item for entry in raw if isinstance(entry, Mapping) for item in _expand_prompts(dict(entry))]
+            raw = [item for entry in raw if isinstance(entry, Mapping) for item in expand_prompts(dict(entry))]
         refs = [source_ref(entry, section, kind, i) for i, entry in enumerate(raw)]
         seen: set[str] = set()
         for ref in refs:

@@ -12,17 +12,15 @@ import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from fute_kit.embedding import Space, TaskEmbedding
 from fute_kit.errors import DataError
+from fute_kit.prompts import in_candidate_set, split_label
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
 from fute_kit.store import EmbeddingStore
-
-CandidateSet = Literal["datasets", "models", "prompts", "all"]
-CANDIDATE_SETS: tuple[str, ...] = ("datasets", "models", "prompts", "all")
 
 
 class UnknownSubjectError(DataError, KeyError):
@@ -33,31 +31,6 @@ class UnknownSubjectError(DataError, KeyError):
 
 
 # -- names ---------------------------------------------------------------------------------------
-def split_label(label: str) -> tuple[str, str]:
-    """``dataset:NAME`` -> ("dataset", "NAME")."""
-    kind, _, subject = label.partition(":")
-    return kind, subject
-
-
-def is_prompt(label: str) -> bool:
-    """A model named ``LLM/PROMPT``: one prompt of an LLM."""
-    kind, subject = split_label(label)
-    return kind == "model" and "/" in subject
-
-
-def in_candidate_set(label: str, candidates: str) -> bool:
-    kind, _ = split_label(label)
-    if candidates == "datasets":
-        return kind == "dataset"
-    if candidates == "models":
-        return kind == "model"
-    if candidates == "prompts":
-        return is_prompt(label)
-    if candidates == "all":
-        return True
-    raise DataError(f"unknown candidate set {candidates!r}; choose one of {', '.join(CANDIDATE_SETS)}")
-
-
 def resolve_label(name: str, labels: Sequence[str], what: str = "target", where: str = "") -> str:
     """The label ``name`` refers to: an exact label, or a bare name that only one embedding has."""
     if name in labels:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import click
 
-# fute_kit.selection.CANDIDATE_SETS, repeated so this module imports nothing but click at load time.
-CANDIDATE_SETS = ("datasets", "models", "prompts", "all")
+from fute_kit.prompts import CANDIDATE_SETS
 
 
 def _settings(values: tuple[str, ...], flag: str) -> dict:

@@ -15,9 +15,9 @@ from fute_kit import EmbeddingStore, Provenance, Space, TaskEmbedding, hookimpl
 from fute_kit.config import parse_config
 from fute_kit.errors import DataError
 from fute_kit.pipeline import run_study
+from fute_kit.prompts import CANDIDATE_SETS, in_candidate_set
 from fute_kit.selection import (
     UnknownSubjectError,
-    in_candidate_set,
     open_study,
     rank_candidates,
     rank_study,
@@ -201,6 +201,6 @@ def test_rank_command_errors(registry: Any, hand_store: Path, fute_cli: Any) -> 
 
 
 def test_command_offers_the_candidate_sets_selection_knows() -> None:
-    from fute_kit import selection, selection_cli
-
-    assert selection_cli.CANDIDATE_SETS == selection.CANDIDATE_SETS
+    choice = next(param.type for param in rank.params if param.name == "candidates")
+    assert tuple(choice.choices) == CANDIDATE_SETS
+    assert [in_candidate_set("model:llm/p", name) for name in CANDIDATE_SETS] == [False, True, True, True]

@@ -8,9 +8,9 @@ import attrs
 import numpy as np
 import pytest
 
-from fute_kit.calibration import calibrate
 from fute_kit.errors import DataError, OptionsError
 from fute_kit.examples import Examples
+from fute_kit.prompts import calibrate
 from fute_kit.testing import check_model_source
 from fute_kit_hf.prompted import HFPrompted, PromptError, label_token_ids, prompt_accuracy, word_variants
 

@@ -13,11 +13,11 @@ from urllib.parse import urlparse
 import attrs
 import numpy as np
 
-from fute_kit.calibration import CALIBRATION_HELP, Calibration
 from fute_kit.components import RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.options import option
+from fute_kit.prompts import CALIBRATION_HELP, Calibration
 from fute_kit_openai.prompts import (
     LabelMatcher,
     answer_position,

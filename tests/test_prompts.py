@@ -1,11 +1,11 @@
-"""Batch calibration of prompted models' soft labels."""
+"""Prompt conventions: prompts listed in one entry become models LLM/PROMPT; batch calibration of their soft labels."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fute_kit.calibration import calibrate
+from fute_kit.prompts import calibrate, expand_prompts, is_prompt, llm_of
 
 
 def test_batch_calibration_divides_out_the_lean_towards_one_label() -> None:
@@ -31,3 +31,18 @@ def test_none_is_the_identity_and_unused_classes_stay_zero() -> None:
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="unknown calibration 'temperature'"):
         calibrate(probs, "temperature")
+
+
+def test_prompts_of_one_entry_become_models_named_llm_slash_prompt() -> None:
+    entry = {"name": "llm", "source": "openai", "prompts": {"a": "Say {text}", "b": {"prompt": "Do {text}", "n": 2}}}
+    expanded = expand_prompts(entry)
+    assert [e["name"] for e in expanded] == ["llm/a", "llm/b"]
+    assert expanded[0]["prompt"] == "Say {text}" and expanded[1] == {
+        "name": "llm/b",
+        "source": "openai",
+        "prompt": "Do {text}",
+        "n": 2,
+    }
+    assert [is_prompt(f"model:{e['name']}") for e in expanded] == [True, True]
+    assert llm_of("model:llm/b") == "llm" and not is_prompt("dataset:llm/b")
+    assert expand_prompts({"name": "plain", "source": "hf"}) == [{"name": "plain", "source": "hf"}]
