@@ -31,7 +31,8 @@ class FuteGroup(click.Group):
         for name in self._plugin_commands:  # another registry (tests): drop the old plugins' commands
             self.commands.pop(name, None)
         before = set(self.commands)
-        registry.host.pm.hook.register_commands(cli=self)
+        # One plugin's failing register_commands is recorded (shown by `fute plugins`), never breaks `fute`.
+        registry.host.call_each("register_commands", lambda _plugin: {"cli": self})
         type(self)._plugin_commands = tuple(set(self.commands) - before)
         type(self)._loaded_for = registry
 
@@ -75,6 +76,7 @@ def plugins(as_json: bool) -> None:
     from fute_kit.registry import get_registry
 
     registry = get_registry()
+    cli._load_plugin_commands()  # so that a failing register_commands hook is listed below
     rows: dict[str, dict[str, Any]] = {}
     for name, info in registry.host.infos.items():
         rows[name] = {

@@ -277,11 +277,10 @@ def run_study(
 
 def _notify_finished(registry: Registry, out: Path, config: StudyConfig, result: StudyResult) -> None:
     # A failing report must not fail a finished study: its embeddings are already stored.
-    for impl in registry.host.pm.hook.study_finished.get_hookimpls():
-        try:
-            impl.function(out_dir=out, config=config, result=result)
-        except Exception as exc:
-            log.error("plugin %s failed after the study: %s: %s", impl.plugin_name, type(exc).__name__, exc)
+    known = len(registry.host.failures)
+    registry.host.call_each("study_finished", lambda _plugin: {"out_dir": out, "config": config, "result": result})
+    for failure in registry.host.failures[known:]:
+        log.error("plugin %s failed after the study: %s", failure.plugin, failure.error)
 
 
 def _attach_log_file(path: Path) -> logging.Handler:

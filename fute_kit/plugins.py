@@ -2,12 +2,14 @@
 
 Entry points are read with the standard library's ``importlib.metadata`` (the ``entrypoints``
 package is in maintenance-only mode and points there itself). Each plugin is loaded inside its own
-``try``: one broken plugin is recorded and shown by ``fute plugins``, the rest keep working.
+``try``: one broken plugin is recorded and shown by ``fute plugins``, the rest keep working. Hooks are
+called through ``PluginHost.call_each``, one implementation at a time, so a hook that raises is recorded the
+same way (as a failure of its plugin at that hook) instead of breaking ``fute`` or the other plugins.
 
 Environment variables:
 - ``FUTE_KIT_LOAD_PLUGINS``: comma-separated plugin names to load (built-ins included); empty = none.
 - ``FUTE_KIT_DISABLE_PLUGINS``: comma-separated plugin names never to load.
-- ``FUTE_KIT_TRACE_PLUGINS=1``: print every hook call.
+- ``FUTE_KIT_TRACE_PLUGINS=1``: print every hook call (each plugin's answer or failure) on standard error.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import importlib.metadata
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import attrs
 import pluggy
@@ -38,7 +42,7 @@ class PluginFailure:
     """A plugin that could not be imported or whose hook raised."""
 
     plugin: str
-    stage: str  # "import" or the hook name
+    stage: str  # "import", "register" or the name of the hook that raised
     error: str
     traceback: str = ""
 
@@ -126,6 +130,38 @@ class PluginHost:
             return
         module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__name__
         self.infos[name] = info or PluginInfo(name, module)
+
+    def call_each(
+        self, hook: str, arguments: Callable[[str], dict[str, Any]], *, firstresult: bool = False
+    ) -> list[Any]:
+        """Call each plugin's implementation of ``hook`` on its own, in pluggy's order; the answers that are not None.
+
+        ``arguments(plugin_name)`` gives the keyword arguments of that plugin's call. An implementation that
+        raises is recorded in ``failures`` (stage: the hook's name) and the next one runs. ``firstresult``: stop
+        at the first answer. Traced like pluggy's own calls when ``FUTE_KIT_TRACE_PLUGINS`` is set.
+        """
+        trace = self.pm.trace.root.get("hook")  # writes nothing unless tracing is on
+        results: list[Any] = []
+        trace.root.indent += 1
+        try:
+            for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):  # pluggy: last registered first
+                kwargs = arguments(impl.plugin_name)
+                trace(hook, f"[{impl.plugin_name}]", kwargs)
+                try:
+                    result = impl.function(**{name: kwargs[name] for name in impl.argnames})
+                except Exception as exc:  # isolate: recorded like a load error, the other plugins still run
+                    error = f"{type(exc).__name__}: {exc}"
+                    self.failures.append(PluginFailure(impl.plugin_name, hook, error, traceback.format_exc()))
+                    trace("failed", hook, f"[{impl.plugin_name}]", "-->", error)
+                    continue
+                trace("finish", hook, f"[{impl.plugin_name}]", "-->", result)
+                if result is not None:
+                    results.append(result)
+                    if firstresult:
+                        break
+        finally:
+            trace.root.indent -= 1
+        return results
 
     def unregister(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)

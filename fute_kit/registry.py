@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,34 +62,28 @@ class Registry:
 
     def __init__(self, host: PluginHost) -> None:
         self.host = host
-        self.failures: list[PluginFailure] = list(host.failures)
+        self.failures: list[PluginFailure] = host.failures  # one list: hook failures after loading show up too
         self._specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}
         self._names: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # alias -> name
         for kind in KINDS:
             self._collect(kind)
 
     def _collect(self, kind: str) -> None:
-        caller = getattr(self.host.pm.hook, HOOK_BY_KIND[kind])
-        # Call each plugin's implementation on its own so a failing one is isolated and the
-        # registrations are attributed to the right plugin.
-        for impl in reversed(caller.get_hookimpls()):
-
+        # Each plugin's implementation is called on its own (PluginHost.call_each) so a failing one is isolated
+        # and the registrations are attributed to the right plugin.
+        def arguments(plugin: str) -> dict[str, Any]:
             def register(
                 cls: type,
                 name: str | None = None,
                 aliases: tuple[str, ...] | list[str] = (),
                 description: str = "",
-                _plugin: str = impl.plugin_name,
                 **_future: Any,
             ) -> None:
-                self._add(kind, cls, name, tuple(aliases), description, _plugin)
+                self._add(kind, cls, name, tuple(aliases), description, plugin)
 
-            try:
-                impl.function(register=register)
-            except Exception as exc:
-                self.failures.append(
-                    PluginFailure(impl.plugin_name, caller.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-                )
+            return {"register": register}
+
+        self.host.call_each(HOOK_BY_KIND[kind], arguments)
 
     def _add(
         self, kind: str, cls: type, name: str | None, aliases: tuple[str, ...], description: str, plugin: str
@@ -156,12 +149,15 @@ class Registry:
         """An arbitrary object as a model source, through the plugins' ``adapt_model`` hooks."""
         if hasattr(obj, "predict") and attrs.has(type(obj)):
             return obj
-        adapted = self.host.pm.hook.adapt_model(obj=obj)
-        if adapted is None:
+        known = len(self.failures)
+        answers = self.host.call_each("adapt_model", lambda _plugin: {"obj": obj}, firstresult=True)
+        if not answers:
+            failed = "".join(f"; plugin {f.plugin}'s adapt_model failed: {f.error}" for f in self.failures[known:])
             raise TypeError(
                 f"no plugin can use an object of type {type(obj).__name__} as a model: "
-                "pass a model source, or install a plugin whose adapt_model hook accepts it"
+                f"pass a model source, or install a plugin whose adapt_model hook accepts it{failed}"
             )
+        adapted = answers[0]
         return adapted
 
 

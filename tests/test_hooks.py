@@ -119,3 +119,90 @@ def test_adapt_model_turns_an_object_into_a_model(hook_plugin: HookPlugin) -> No
 def test_unadaptable_object_is_named(hook_plugin: HookPlugin) -> None:
     with pytest.raises(TypeError, match="object of type int"):
         fute_kit.embed_model(3, Examples(texts=TEXTS), fute_kit.make_space("none", "label-stats"))
+
+
+class RaisingHooks:
+    """A plugin whose command, adapter and after-study hooks all raise (a plugin author's bug)."""
+
+    __name__ = "raising-hooks"  # its plugin name in the registry
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        raise RuntimeError("broken command hook")
+
+    @hookimpl(tryfirst=True)  # asked before the working adapter, which must still be reached
+    def adapt_model(self, obj: Any) -> Any:
+        raise RuntimeError("broken adapter")
+
+    @hookimpl
+    def study_finished(self, out_dir: Path, config: Any, result: Any) -> None:
+        raise RuntimeError("broken report")
+
+
+@pytest.fixture
+def raising_hooks(fute_registry: Any) -> Any:
+    return fute_registry(ToyPlugin(), HookPlugin(), RaisingHooks())
+
+
+def test_raising_hooks_are_isolated_and_reported(raising_hooks: Any, tmp_path: Path) -> None:
+    from fute_kit.cli import cli
+
+    helped = CliRunner().invoke(cli, ["--help"])
+    assert helped.exit_code == 0, helped.output
+    assert "hello" in helped.output and "plugins" in helped.output  # the other plugins' commands are kept
+    emb = fute_kit.embed_model(
+        lambda text: float("good" in text), Examples(texts=TEXTS), fute_kit.make_space("none", "label-stats")
+    )
+    assert emb.kind == "model"  # the working adapter answered after the broken one
+    config = parse_config(
+        {"space": {"surrogate": "none", "method": "label-stats"}, "datasets": [{"name": "a", "source": "letters"}]}
+    )
+    assert run_study(config, tmp_path, show_progress=False).similarity is not None
+    assert (
+        "plugin raising-hooks failed after the study: RuntimeError: broken report" in (tmp_path / "run.log").read_text()
+    )
+    listed = CliRunner().invoke(cli, ["plugins"])
+    assert listed.exit_code == 0, listed.output
+    for stage, error in (
+        ("register_commands", "broken command hook"),
+        ("adapt_model", "broken adapter"),
+        ("study_finished", "broken report"),
+    ):
+        assert f"FAILED ({stage}): RuntimeError: {error}" in listed.output
+    assert {f.stage for f in raising_hooks.failures} == {"register_commands", "adapt_model", "study_finished"}
+
+
+def test_a_failing_adapter_is_named_when_no_adapter_answers(fute_registry: Any) -> None:
+    fute_registry(ToyPlugin(), RaisingHooks())
+    with pytest.raises(TypeError, match="raising-hooks's adapt_model failed: RuntimeError: broken adapter"):
+        fute_kit.embed_model(3, Examples(texts=TEXTS), fute_kit.make_space("none", "label-stats"))
+
+
+def test_trace_shows_every_hook_call(
+    fute_registry: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fute_kit.cli import cli
+
+    monkeypatch.setenv("FUTE_KIT_TRACE_PLUGINS", "1")
+    fute_registry(ToyPlugin(), HookPlugin(), RaisingHooks())
+    helped = CliRunner().invoke(cli, ["--help"])  # the runner captures its own standard error
+    fute_kit.embed_model(lambda text: 0.5, Examples(texts=TEXTS), fute_kit.make_space("none", "label-stats"))
+    run_study(
+        parse_config(
+            {"space": {"surrogate": "none", "method": "label-stats"}, "datasets": [{"name": "a", "source": "letters"}]}
+        ),
+        tmp_path,
+        show_progress=False,
+    )
+    trace = capsys.readouterr().err + helped.stderr
+    for hook in (
+        "register_dataset_sources",
+        "register_model_sources",
+        "register_methods",
+        "register_metrics",
+        "register_executors",
+    ):
+        assert f"finish {hook} [" in trace, hook
+    assert "finish register_commands [test-plugin-" in trace and "failed register_commands [raising-hooks]" in trace
+    assert "failed adapt_model [raising-hooks]" in trace and "finish adapt_model [test-plugin-" in trace
+    assert "failed study_finished [test-plugin-" in trace and "failed study_finished [raising-hooks]" in trace
