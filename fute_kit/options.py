@@ -7,9 +7,10 @@ at once: unknown keys (with close matches), missing required keys and values of 
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -66,10 +67,7 @@ def validate_options(cls: type, options: Mapping[str, Any], owner: str) -> Any:
     problems: list[tuple[str, str]] = []
     for key in options:
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            allowed = ", ".join(sorted(fields)) or "none"
-            problems.append((key, f"unknown key{hint}; allowed keys: {allowed}"))
+            problems.append((key, unknown_key_message(key, fields)))
     for name, field in fields.items():
         if name not in options:
             if field.default is attrs.NOTHING:
@@ -80,12 +78,48 @@ def validate_options(cls: type, options: Mapping[str, Any], owner: str) -> Any:
             problems.append((name, f"expected {_type_name(field.type)}, got {value!r} ({type(value).__name__})"))
     if problems:
         raise OptionsError(owner, problems)
+    return _build_checked(cls, options, owner)
+
+
+def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
+    """``unknown key (did you mean X?); allowed keys: ...``: for options and for a configuration's sections."""
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(key, allowed, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"unknown key{hint}; allowed keys: {', '.join(allowed) or 'none'}"
+
+
+def _build_checked(cls: type, options: Mapping[str, Any], owner: str) -> Any:
+    """``cls(**options)``, with every failing validator reported under its own option's name.
+
+    attrs stops at the first failing validator, so each given option's validator runs on its own first
+    (a validator that needs the instance, or a converted value, is left to the construction that follows);
+    checks across options (``__attrs_post_init__``) come last.
+    """
+    problems: list[tuple[str, str]] = []
+    for field in option_fields(cls):
+        if field.validator is None or field.converter is not None or field.name not in options:
+            continue
+        try:
+            field.validator(None, field, options[field.name])
+        except (ValueError, TypeError) as exc:
+            problems.append((field.name, str(exc)))
+        except Exception:  # a validator that reads the instance: left to the construction below
+            continue
+    if problems:
+        raise OptionsError(owner, problems)
     try:
         return cls(**dict(options))
     except OptionsError:
         raise
-    except (ValueError, TypeError) as exc:  # the class's own validators
-        raise OptionsError(owner, [("value", str(exc))]) from exc
+    except (ValueError, TypeError) as exc:  # a converter, or a check across options
+        raise OptionsError(owner, [(_key_named_in(str(exc), options), str(exc))]) from exc
+
+
+def _key_named_in(message: str, options: Mapping[str, Any]) -> str:
+    """The option a message is about: the first given key it names, else ``options``."""
+    found = [(m.start(), key) for key in options if (m := re.search(rf"\b{re.escape(key)}\b", message))]
+    return min(found)[1] if found else "options"
 
 
 def describe_options(cls: type) -> list[dict[str, Any]]:

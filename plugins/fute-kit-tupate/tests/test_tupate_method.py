@@ -43,11 +43,11 @@ def test_registered_with_a_metric_per_contrast(fute_registry: Callable[..., obje
     ("options", "key"),
     [
         ({"variant": "adapter"}, "variant"),
-        ({"output": "mean", "variant": "lora"}, "value"),
-        ({"length": 0}, "value"),
+        ({"output": "mean", "variant": "lora"}, "output"),
+        ({"length": 0}, "length"),
         ({"init": "text"}, "init"),
         ({"lenght": 8}, "lenght"),
-        ({"early_stopping_fraction": 1.0}, "value"),
+        ({"early_stopping_fraction": 1.0}, "early_stopping_fraction"),
     ],
 )
 def test_bad_options_fail_before_work(options: dict[str, object], key: str) -> None:
