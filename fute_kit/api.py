@@ -10,6 +10,7 @@ from fute_kit.embedding import Space, TaskEmbedding
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.pipeline import embed_examples
+from fute_kit.predictions import check_predictions
 from fute_kit.registry import Registry, get_registry
 from fute_kit.similarity import SimilarityMatrix, similarity_matrix
 
@@ -81,8 +82,10 @@ def embed_model(
     registry = registry or get_registry()
     context = context or RunContext()
     source = registry.adapt_model(model)
-    predictions = source.predict(unlabeled.unlabeled().require_nonempty(), context)
+    inputs = unlabeled.unlabeled().require_nonempty()
     subject = name or getattr(source, "name", None) or type(model).__name__
+    # The checks the pipeline applies (one label of a known kind per input), so a bad source fails the same way.
+    predictions = check_predictions(subject, source.predict(inputs, context), inputs)
     return embed_examples(predictions, space, "model", subject, registry, context)
 
 

@@ -24,10 +24,11 @@ from fute_kit.config import SourceRef, StudyConfig
 from fute_kit.embedding import Provenance, Space, TaskEmbedding, canonical_json
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples, one_answer_warning, unsure_labels_warning
-from fute_kit.predictions import PredictionCache
+from fute_kit.predictions import PredictionCache, check_predictions
 from fute_kit.registry import Registry, get_registry
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
 from fute_kit.store import EmbeddingStore
+from fute_kit.study_folder import StudyFolder
 
 log = logging.getLogger("fute_kit")
 
@@ -96,7 +97,7 @@ class EmbedJob:
     def run(self, registry: Registry) -> JobOutcome:
         started = time.perf_counter()
         context = RunContext(cache_dir=self.cache_dir, show_progress=self.show_progress)
-        store = EmbeddingStore(Path(self.out_dir) / "embeddings")
+        store = StudyFolder(self.out_dir).store()
         examples, fingerprint = self._examples(registry, context, store)
         if examples is None:
             return JobOutcome(self.kind, self.ref.name, "reused", fingerprint)
@@ -132,7 +133,7 @@ class EmbedJob:
         if store.contains(self.space, "model", self.ref.name, fingerprint):
             return None, fingerprint
         return predict_cached(
-            self.ref, inputs, fingerprint, Path(self.out_dir) / "predictions", registry, context
+            self.ref, inputs, fingerprint, StudyFolder(self.out_dir).predictions, registry, context
         ), fingerprint
 
 
@@ -146,11 +147,7 @@ def predict_cached(
         return cached
     model = registry.build("model_source", ref.source, ref.options)
     log.info("labelling %d texts with model %r", len(inputs), ref.name)
-    predictions = model.predict(inputs, context)
-    if predictions.label_kind not in ("soft", "hard", "regression") or len(predictions) != len(inputs):
-        raise DataError(
-            f"model {ref.name!r} returned {len(predictions)} {predictions.label_kind} labels for {len(inputs)} inputs"
-        )
+    predictions = check_predictions(ref.name, model.predict(inputs, context), inputs)
     cache.put(key, inputs, predictions)
     return predictions
 
@@ -226,8 +223,9 @@ def run_study(
     """Run every job of a study (skipping stored ones), then write similarity.csv and rankings.json."""
     registry = registry or get_registry()
     out = Path(out_dir)
+    folder = StudyFolder(out)
     out.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log_file(out / "run.log")
+    handler = _attach_log_file(folder.run_log)
     try:
         metric, metric_options = config.metric, config.metric_options
         if metric is None:
@@ -249,7 +247,7 @@ def run_study(
                 log.info("%s %s (%.1fs)", job.label, outcome.status, outcome.seconds)
             outcomes[index] = outcome
         finished = [o for o in outcomes if o is not None]
-        store = EmbeddingStore(out / "embeddings")
+        store = folder.store()
         embeddings = [
             e
             for o in finished
@@ -259,14 +257,14 @@ def run_study(
         matrix = None
         if embeddings:
             matrix = similarity_matrix(embeddings, metric, metric_options, registry=registry)
-            matrix.write(out / "similarity.csv", out / "rankings.json")
+            matrix.write(folder.similarity_csv, folder.rankings_json)
         summary = {
             "config": config.path,
             "space": config.space.to_dict(),
             "metric": {"name": metric, "options": metric_options},
             "jobs": [attrs.asdict(o) for o in finished],
         }
-        atomic_write_text(out / "study.json", json.dumps(summary, indent=2))
+        atomic_write_text(folder.study_json, json.dumps(summary, indent=2))
         result = StudyResult(tuple(finished), matrix, out)
         _notify_finished(registry, out, config, result)
         return result

@@ -9,7 +9,6 @@ name holds a ``/`` is a prompt of an LLM (``LLM/PROMPT``, as the configuration's
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from fute_kit.errors import DataError
 from fute_kit.prompts import in_candidate_set, split_label
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
 from fute_kit.store import EmbeddingStore
+from fute_kit.study_folder import StudyFolder
 
 
 class UnknownSubjectError(DataError, KeyError):
@@ -78,10 +78,10 @@ class Study:
 
 def open_store(path: str | Path) -> EmbeddingStore:
     """An embeddings folder, given either itself or the study folder above it."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path} does not exist: give a study folder (fute run --out) or its embeddings folder")
-    return EmbeddingStore(path / "embeddings" if (path / "embeddings").is_dir() else path)
+    folder = StudyFolder(path)
+    if not folder.path.exists():
+        raise DataError(f"{folder.path} does not exist: give a study folder (fute run --out) or its embeddings folder")
+    return folder.readable_store()
 
 
 def choose_space(store: EmbeddingStore, space_id: str | None = None, preferred: str | None = None) -> Space:
@@ -124,11 +124,9 @@ def latest_per_label(embeddings: Iterable[TaskEmbedding], keep: Mapping[str, str
 
 def open_study(path: str | Path, space_id: str | None = None, *, need_embeddings: bool = True) -> Study:
     """Read a study folder (``fute run --out``) or a bare embeddings folder."""
-    path = Path(path)
-    store = open_store(path)
-    summary: dict[str, Any] = {}
-    if (path / "study.json").is_file():
-        summary = json.loads((path / "study.json").read_text())
+    folder = StudyFolder(path)
+    store = open_store(folder.path)
+    summary = folder.summary()
     study_space = (summary.get("space") or {}).get("id")
     space = choose_space(store, space_id, study_space)
     keep = {
@@ -141,9 +139,9 @@ def open_study(path: str | Path, space_id: str | None = None, *, need_embeddings
         raise DataError(f"no embeddings of space {space.id} in {store.root}")
     matrix = None
     metric = (summary.get("metric") or {}) if space.id == study_space else {}
-    if (path / "similarity.csv").is_file() and space.id == study_space:
-        matrix = SimilarityMatrix.from_csv(path / "similarity.csv", metric.get("name", ""))
-    return Study(path, space, tuple(embeddings), matrix, dict(metric), summary)
+    if folder.similarity_csv.is_file() and space.id == study_space:
+        matrix = SimilarityMatrix.from_csv(folder.similarity_csv, metric.get("name", ""))
+    return Study(folder.path, space, tuple(embeddings), matrix, dict(metric), summary)
 
 
 # -- ranking ------------------------------------------------------------------------------------

@@ -157,9 +157,10 @@ def measure(
 
     Writes target,candidate,score rows for ``fute evaluate``. This runs the models.
     """
+    from fute_kit.accuracy import measure_accuracy
     from fute_kit.components import RunContext
     from fute_kit.config import load_config
-    from fute_kit.evaluation import measure_accuracy, write_truth
+    from fute_kit.truth import write_truth
 
     config = load_config(config_path)
     rows = measure_accuracy(

@@ -16,19 +16,14 @@ from click.testing import CliRunner
 from fute_kit import EmbeddingStore, Examples, Provenance, Space, TaskEmbedding
 from fute_kit.config import parse_config
 from fute_kit.errors import DataError
-from fute_kit.evaluation import (
-    EMBEDDING,
-    evaluate_study,
-    label_free_scores,
-    random_scores,
-    ranking_scores,
-    read_truth,
-    spearman,
-)
+from fute_kit.evaluation import EMBEDDING, evaluate_study
+from fute_kit.label_free import label_free_scores
 from fute_kit.pipeline import run_study
 from fute_kit.predictions import PredictionCache
+from fute_kit.ranking_metrics import random_scores, ranking_scores, spearman
 from fute_kit.selection import open_study
 from fute_kit.selection_cli import evaluate, measure, rank
+from fute_kit.truth import read_truth
 
 SPACE = Space("none", "label-stats", {"buckets": 3, "seed": 0})
 LOG2_3 = math.log2(3)

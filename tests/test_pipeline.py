@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fute_kit.config import parse_config
-from fute_kit.errors import ConfigError
+from fute_kit.errors import ConfigError, DataError
 from fute_kit.pipeline import run_study
 from fute_kit.registry import Registry
 
@@ -160,3 +160,33 @@ def test_a_model_with_nearly_uniform_soft_labels_is_flagged(
     sidecar = json.loads(next(tmp_path.glob("embeddings/*/model/unsure--*.json")).read_text())
     confidence = sidecar["provenance"]["details"]["labels"]["confidence"]
     assert confidence["mean_top_probability"] == 0.55 and confidence["normalised_entropy"] > 0.99
+
+
+@pytest.mark.parametrize("how", ["study", "api"])
+def test_a_model_that_drops_predictions_fails_the_same_way_in_a_study_and_the_api(
+    toy_registry: Registry, study_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from toy_plugins import KeywordModel
+
+    import fute_kit
+    from fute_kit.examples import Examples
+
+    answer = KeywordModel.predict
+
+    def one_short(self: KeywordModel, inputs: Examples, context: Any) -> Examples:  # fault injection
+        full = answer(self, inputs, context)
+        return full.select(list(range(len(full) - 1)))
+
+    monkeypatch.setattr(KeywordModel, "predict", one_short)
+    if how == "study":
+        result = run_study(
+            parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False
+        )
+        assert [f.name for f in result.failures] == ["good-detector"]
+        assert "returned 10 soft labels for 11 inputs" in result.failures[0].error
+    else:
+        space = fute_kit.make_space("none", "label-stats", registry=toy_registry)
+        with pytest.raises(DataError, match="returned 3 soft labels for 4 inputs"):
+            fute_kit.embed_model(
+                KeywordModel("good"), Examples(texts=["a", "good", "b", "c"]), space, registry=toy_registry
+            )

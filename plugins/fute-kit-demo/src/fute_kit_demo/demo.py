@@ -120,7 +120,8 @@ def label_priors(plan: DemoPlan) -> dict[str, dict[str, float]]:
 
 def measure_prompts(plan: DemoPlan, config: Any, echo: Callable[[str], None]) -> Path:
     """Each prompt's accuracy on its genre's test split, written as the truth file (cached by content)."""
-    from fute_kit.evaluation import measure_accuracy, write_truth
+    from fute_kit.accuracy import measure_accuracy
+    from fute_kit.truth import write_truth
 
     truth = plan.out_dir / "prompt-accuracy.csv"
     stamp = truth.with_suffix(".json")

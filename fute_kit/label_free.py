@@ -1,0 +1,90 @@
+"""Label-free prompt-selection scores: what a model's own predictions on U say about it, with no true labels.
+
+For models with cached predictions on U (``OUT/predictions``): ``mutual_information`` (H(mean p) -
+mean H(p)), ``label_entropy`` (entropy of the histogram of predicted labels), ``neg_mean_entropy``
+(minus the mean per-example entropy: confident is better), and agreement with the pseudo-labels of an
+ensemble of all prompts of the same LLM: ``ensemble_mean`` (argmax of the mean probabilities) and
+``ensemble_vote`` (majority vote). These scores are computed on U, the unlabelled text the MTEs were
+made from, not on a target's own inputs, so they rank the prompts the same way for every target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fute_kit.prompts import is_prompt, llm_of
+from fute_kit.selection import Study
+from fute_kit.study_folder import StudyFolder
+
+LABEL_FREE = ("mutual_information", "label_entropy", "neg_mean_entropy", "ensemble_mean", "ensemble_vote")
+
+
+def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=axis)
+
+
+def load_predictions(out_dir: str | Path, key: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """A model's cached labels on U as probabilities (n, classes), or None if absent or regression."""
+    cached = StudyFolder(out_dir).prediction_cache().read(key)
+    if cached is None:
+        return None
+    if cached.label_kind == "soft":
+        return np.asarray(cached.labels, dtype=np.float64), cached.label_names
+    if cached.label_kind == "hard":
+        return np.eye(len(cached.label_names))[np.asarray(cached.labels, dtype=np.int64)], cached.label_names
+    return None
+
+
+def label_free_scores(study: Study) -> dict[str, dict[str, float]]:
+    """Each label-free prompt-selection score of every model with cached predictions on U."""
+    probs: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+    for e in study.embeddings:
+        if e.kind == "model":
+            loaded = load_predictions(study.out_dir, e.provenance.data_fingerprint)
+            if loaded is not None and len(loaded[0]):
+                probs[e.label] = loaded
+    scores: dict[str, dict[str, float]] = {name: {} for name in LABEL_FREE}
+    for label, (p, _) in probs.items():
+        k = p.shape[1]
+        scores["mutual_information"][label] = float(_entropy(p.mean(axis=0)) - _entropy(p).mean())
+        histogram = np.bincount(p.argmax(axis=1), minlength=k) / len(p)
+        scores["label_entropy"][label] = float(_entropy(histogram))
+        scores["neg_mean_entropy"][label] = float(-_entropy(p).mean())
+    # An ensemble is the prompts of one LLM that answer with the same classes (a study may hold prompts of
+    # several tasks for one LLM: each task's prompts vote among themselves).
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for label in probs:
+        if is_prompt(label):
+            groups.setdefault((llm_of(label), tuple(sorted(probs[label][1]))), []).append(label)
+    for members in groups.values():
+        _score_against_ensemble(members, probs, scores)
+    return scores
+
+
+def _score_against_ensemble(
+    members: list[str],
+    probs: dict[str, tuple[np.ndarray, tuple[str, ...]]],
+    scores: dict[str, dict[str, float]],
+) -> None:
+    """Each prompt's agreement with the pseudo-labels of its ensemble (mean probabilities, majority vote)."""
+    names = tuple(sorted(probs[members[0]][1]))  # one fixed class order, so ties break the same way
+    n = len(probs[members[0]][0])
+    aligned = []
+    for label in members:
+        p, own = probs[label]
+        # Prompts of one LLM must share label names (any order) and the same U to vote together.
+        if sorted(own) != sorted(names) or len(p) != n or len(names) != p.shape[1]:
+            return
+        aligned.append(p[:, [own.index(name) for name in names]])
+    if len(aligned) < 2:
+        return
+    stack = np.stack(aligned)  # (prompts, n, classes)
+    choices = stack.argmax(axis=2)
+    pseudo_mean = stack.mean(axis=0).argmax(axis=1)
+    votes = np.stack([(choices == c).sum(axis=0) for c in range(len(names))], axis=1)
+    pseudo_vote = votes.argmax(axis=1)
+    for label, choice in zip(members, choices, strict=True):
+        scores["ensemble_mean"][label] = float((choice == pseudo_mean).mean())
+        scores["ensemble_vote"][label] = float((choice == pseudo_vote).mean())
