@@ -243,7 +243,7 @@ def one_answer_warning(predictions: Examples) -> str | None:
 
 
 # Soft labels this close to uniform mean the model barely commits to an answer on U. The six binary LLM prompts
-# of docs/results.md section 4 at 0.95 to 0.98 were, whatever their genre, nearest the least sure fine-tuned
+# of experiments/NOTES.md (LLM prompts) at 0.95 to 0.98 were, whatever their genre, nearest the least sure fine-tuned
 # classifier under every seed (the classifiers sit at 0.21 to 0.69). Doubt alone does not do that: a classifier's
 # labels mixed with uniform ones to 0.93 to 0.96 still find its own dataset (experiments/label_spread.py); what
 # such labels say on U has to be checked, hence a warning and not an error.

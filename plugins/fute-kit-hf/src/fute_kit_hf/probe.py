@@ -9,7 +9,7 @@ replaces that with the task's own direction. The fit is a strictly convex proble
 logistic, soft-target or least-squares regression) solved from zero, so its solution does not depend
 on the seed at all.
 
-Measured on the builtin data (docs/results.md): with the probe every classifier's MTE is seed-stable
+Measured on the builtin data (experiments/NOTES.md): with the probe every classifier's MTE is seed-stable
 (12/12, against 3/12 with a random head), but model -> dataset retrieval drops, because the shared
 random head was part of what it read. Methods offer it as ``head_init = "probe"``; the default stays
 ``"random"``.
