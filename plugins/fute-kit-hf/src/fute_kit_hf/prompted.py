@@ -157,24 +157,28 @@ def load_lm(
     """
     import torch
 
+    from fute_kit_hf.assets import local_gguf
     from fute_kit_hf.device import resolve_device
     from fute_kit_hf.models import ModelLoadError, local_or_hub
 
-    resolved = local_or_hub(path, cache_dir)
+    # A named GGUF model (fute llm fetch) loads with gguf_file= (weights dequantised on load, once per process).
+    gguf = local_gguf(path)
+    resolved = str(gguf.parent) if gguf else local_or_hub(path, cache_dir)
+    extra = {"gguf_file": gguf.name} if gguf else {}
     torch_device = resolve_device(device)
     if dtype == "auto":  # half precision only where it is fast and well supported
         dtype = "bfloat16" if torch_device.type == "cuda" else "float32"
-    key = (resolved, str(torch_device), dtype)
+    key = (str(gguf or resolved), str(torch_device), dtype)
     if key not in _LOADED:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(resolved)
+            tokenizer = AutoTokenizer.from_pretrained(resolved, **extra)
             if check_tokenizer is not None:
                 check_tokenizer(tokenizer)
-            config = AutoConfig.from_pretrained(resolved)
+            config = AutoConfig.from_pretrained(resolved, **extra)
             cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-            model = cls.from_pretrained(resolved, dtype=getattr(torch, dtype))
+            model = cls.from_pretrained(resolved, dtype=getattr(torch, dtype), **extra)
         except PromptError:
             raise
         except (OSError, ValueError) as exc:
@@ -201,7 +205,10 @@ class HFPrompted:
         help="label words of each class, e.g. {positive = ['positive', 'great'], negative = ['negative']}",
         validator=_validate_labels,
     )
-    path: str = option("smollm2", help="causal or encoder-decoder LM: alias (smollm2), folder or hub id")
+    path: str = option(
+        "smollm2",
+        help="causal or encoder-decoder LM: alias (smollm2), a fetched local model (fute llm list), folder or hub id",
+    )
     system: str | None = option(None, help="system message (chat models) or preamble (plain prompts)")
     few_shot: list[dict[str, str]] = option(
         attrs.Factory(list),

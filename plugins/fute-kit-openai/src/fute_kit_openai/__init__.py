@@ -19,6 +19,7 @@ def register_model_sources(register: Any) -> None:
 
 @hookimpl
 def register_commands(cli: Any) -> None:
-    from fute_kit_openai.cli import cache
+    from fute_kit_openai.cli import cache, llm
 
     cli.add_command(cache)
+    cli.add_command(llm)

