@@ -5,8 +5,9 @@ Every problem is collected and reported at once, each naming the section, the en
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import attrs
 
 from fute_kit.embedding import Space
 from fute_kit.errors import ConfigError, OptionsError, UnknownComponentError
-from fute_kit.options import option_fields, options_of
+from fute_kit.options import option_fields, options_of, unknown_key_message
 from fute_kit.prompts import expand_prompts
 from fute_kit.registry import Registry, get_registry
 
@@ -59,136 +60,195 @@ def load_config(path: str | Path, registry: Registry | None = None) -> StudyConf
     return parse_config(read_toml(path), registry, str(path))
 
 
-def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path: str = "") -> StudyConfig:
-    registry = registry or get_registry()
-    problems: list[str] = []
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "space": ("method", "options", "surrogate"),
+    "similarity": ("metric", "options"),
+}
 
-    def component(kind: str, name: Any, options: Mapping[str, Any], where: str, options_where: str = "") -> Any:
+
+def _section_label(name: str) -> str:
+    return f"[[{name}]]" if name in ("datasets", "models") else f"[{name}]"
+
+
+def unknown_sections(data: Mapping[str, Any]) -> list[str]:
+    """Tables (``[x]``, ``[[x]]``) that are no section: a misspelled section would otherwise be ignored.
+
+    Free top-level keys with plain values (``title = "..."``) stay allowed.
+    """
+    problems = []
+    for key, value in data.items():
+        is_table = isinstance(value, Mapping) or (
+            isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+        )
+        if key in SECTIONS or not is_table:
+            continue
+        shown = f"[[{key}]]" if isinstance(value, list) else f"[{key}]"
+        close = difflib.get_close_matches(str(key), SECTIONS, n=1, cutoff=0.6)
+        hint = f" (did you mean {_section_label(close[0])}?)" if close else ""
+        known = ", ".join(_section_label(s) for s in SECTIONS)
+        problems.append(f"{shown}: unknown section{hint}; sections: {known}")
+    return problems
+
+
+def _missing_key_hint(table: Mapping[str, Any], key: str, allowed: Sequence[str]) -> str:
+    """'; 'surogate' looks like a misspelling of it' when an unknown key of the table is close to ``key``."""
+    unknown = [str(k) for k in table if k not in allowed]
+    close = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
+    return f"; {close[0]!r} looks like a misspelling of it" if close else ""
+
+
+class _ConfigParser:
+    """Reads one configuration's sections, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.problems: list[str] = []
+
+    def component(self, kind: str, name: Any, options: Mapping[str, Any], where: str, options_where: str = "") -> Any:
         if not isinstance(name, str):
-            problems.append(f"{where}: expected a name (string), got {name!r}")
+            self.problems.append(f"{where}: expected a name (string), got {name!r}")
             return None
         try:
-            return registry.build(kind, name, options, owner=where)
+            return self.registry.build(kind, name, options, owner=where)
         except UnknownComponentError as exc:
-            problems.append(f"{where}: {exc}")
+            self.problems.append(f"{where}: {exc}")
         except OptionsError as exc:
-            problems.extend(f"{options_where or where}: key {key!r}: {message}" for key, message in exc.problems)
+            where = options_where or where
+            self.problems.extend(f"{where}: key {key!r}: {message}" for key, message in exc.problems)
         return None
 
-    # -- [space] -------------------------------------------------------------------------
-    space_data = data.get("space")
-    space: Space | None = None
-    if not isinstance(space_data, Mapping):
-        problems.append("[space]: missing section (needs surrogate = ..., method = ...)")
-    else:
-        surrogate = space_data.get("surrogate")
-        if not isinstance(surrogate, str) or not surrogate:
-            problems.append("[space]: key 'surrogate': missing or not a string (a model id, folder or alias)")
-        method_options = space_data.get("options", {})
-        if not isinstance(method_options, Mapping):
-            problems.append("[space]: key 'options': expected a table")
-            method_options = {}
-        method_name = space_data.get("method")
-        if method_name is None:
-            problems.append("[space]: key 'method': missing (for example 'taskemb')")
-        method = component("method", method_name, method_options, "[space]", "[space] options")
-        if method is not None and isinstance(surrogate, str) and surrogate:
-            space = Space(surrogate, registry.get("method", method_name).name, options_of(method))
+    def known_keys(self, table: Mapping[str, Any], section: str) -> None:
+        allowed = SECTION_KEYS[section]
+        for key in table:
+            if key not in allowed:
+                self.problems.append(f"[{section}]: key {key!r}: {unknown_key_message(str(key), allowed)}")
 
-    # -- sources ------------------------------------------------------------------------
-    def source_ref(entry: Any, section: str, kind: str, index: int | None) -> SourceRef | None:
+    def table_options(self, table: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+        options = table.get("options", {})
+        if not isinstance(options, Mapping):
+            self.problems.append(f"{where}: key 'options': expected a table")
+            return {}
+        return options
+
+    def space(self, data: Any) -> Space | None:
+        if not isinstance(data, Mapping):
+            self.problems.append("[space]: missing section (needs surrogate = ..., method = ...)")
+            return None
+        self.known_keys(data, "space")
+        allowed = SECTION_KEYS["space"]
+        surrogate = data.get("surrogate")
+        if not isinstance(surrogate, str) or not surrogate:
+            hint = _missing_key_hint(data, "surrogate", allowed)
+            self.problems.append(
+                f"[space]: key 'surrogate': missing or not a string (a model id, folder or alias){hint}"
+            )
+        method_options = self.table_options(data, "[space]")
+        method_name = data.get("method")
+        if method_name is None:
+            hint = _missing_key_hint(data, "method", allowed)
+            self.problems.append(f"[space]: key 'method': missing (for example 'taskemb'){hint}")
+        method = self.component("method", method_name, method_options, "[space]", "[space] options")
+        if method is None or not isinstance(surrogate, str) or not surrogate:
+            return None
+        return Space(surrogate, self.registry.get("method", method_name).name, options_of(method))
+
+    def source_ref(self, entry: Any, section: str, kind: str, index: int | None) -> SourceRef | None:
         where = f"[{section}]" if index is None else f"[[{section}]] entry {index + 1}"
         if not isinstance(entry, Mapping):
-            problems.append(f"{where}: expected a table")
+            self.problems.append(f"{where}: expected a table")
             return None
         name = entry.get("name", section if index is None else None)
         if index is not None:
             if not isinstance(name, str) or not name:
-                problems.append(f"{where}: key 'name': missing or not a string")
+                self.problems.append(f"{where}: key 'name': missing or not a string")
             else:
                 where = f"{where} ({name!r})"
         source = entry.get("source")
         options = {k: v for k, v in entry.items() if k not in ("name", "source")}
         if source is None:
-            problems.append(f"{where}: key 'source': missing (for example 'files' or 'builtin')")
+            self.problems.append(f"{where}: key 'source': missing (for example 'files' or 'builtin')")
             return None
-        limit = None
         fields = (
-            {f.name for f in option_fields(registry.get(kind, str(source)).cls)}
-            if registry.has(kind, str(source))
+            {f.name for f in option_fields(self.registry.get(kind, str(source)).cls)}
+            if self.registry.has(kind, str(source))
             else set()
         )
         if "dataset" in fields and "dataset" not in options and isinstance(name, str):
             # Sources that hold several named datasets (builtin) default to the entry's own name.
             options["dataset"] = name
+        limit = None
         if fields and "limit" in options and "limit" not in fields:
             limit = options.pop("limit")
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-                problems.append(f"{where}: key 'limit': expected a positive integer, got {limit!r}")
+                self.problems.append(f"{where}: key 'limit': expected a positive integer, got {limit!r}")
                 limit = None
-        built = component(kind, source, options, where)
+        built = self.component(kind, source, options, where)
         if built is None:
             return None
-        return SourceRef(str(name), registry.get(kind, source).name, options_of(built), limit)
+        return SourceRef(str(name), self.registry.get(kind, source).name, options_of(built), limit)
 
-    unlabeled = None
-    if "unlabeled" in data:
-        unlabeled = source_ref(data["unlabeled"], "unlabeled", "dataset_source", None)
-
-    def entries(section: str, kind: str) -> tuple[SourceRef, ...]:
+    def entries(self, data: Mapping[str, Any], section: str, kind: str) -> tuple[SourceRef, ...]:
         raw = data.get(section, [])
         if not isinstance(raw, list):
-            problems.append(f"[[{section}]]: expected an array of tables ([[{section}]] blocks)")
+            self.problems.append(f"[[{section}]]: expected an array of tables ([[{section}]] blocks)")
             return ()
         if section == "models":
             raw = [item for entry in raw if isinstance(entry, Mapping) for item in expand_prompts(dict(entry))]
-        refs = [source_ref(entry, section, kind, i) for i, entry in enumerate(raw)]
+        refs = [self.source_ref(entry, section, kind, i) for i, entry in enumerate(raw)]
         seen: set[str] = set()
         for ref in refs:
             if ref is not None:
                 if ref.name in seen:
-                    problems.append(f"[[{section}]]: name {ref.name!r} is used twice; names must be unique")
+                    self.problems.append(f"[[{section}]]: name {ref.name!r} is used twice; names must be unique")
                 seen.add(ref.name)
         return tuple(r for r in refs if r is not None)
 
-    datasets = entries("datasets", "dataset_source")
-    models = entries("models", "model_source")
-    if models and unlabeled is None:
-        problems.append(
+    def similarity(self, data: Any) -> tuple[str | None, dict[str, Any]]:
+        if data is None:
+            return None, {}
+        if not isinstance(data, Mapping):
+            self.problems.append("[similarity]: expected a table")
+            return None, {}
+        self.known_keys(data, "similarity")
+        metric = data.get("metric")
+        options = self.table_options(data, "[similarity]")
+        built = self.component("metric", metric, options, "[similarity]", "[similarity] options")
+        if built is None:
+            return None, {}
+        return self.registry.get("metric", metric).name, options_of(built)
+
+    def executor(self, data: Any) -> tuple[str, dict[str, Any]]:
+        if data is None:
+            return "local", {}
+        if not isinstance(data, Mapping):
+            self.problems.append("[executor]: expected a table")
+            return "local", {}
+        name = data.get("name", "local")
+        built = self.component("executor", name, {k: v for k, v in data.items() if k != "name"}, "[executor]")
+        return (name, options_of(built)) if built is not None else (name, {})
+
+
+def parse_config(data: Mapping[str, Any], registry: Registry | None = None, path: str = "") -> StudyConfig:
+    """A validated study configuration, or ConfigError listing every problem of every section."""
+    parser = _ConfigParser(registry or get_registry())
+    parser.problems.extend(unknown_sections(data))
+    space = parser.space(data.get("space"))
+    unlabeled = None
+    if "unlabeled" in data:
+        unlabeled = parser.source_ref(data["unlabeled"], "unlabeled", "dataset_source", None)
+    datasets = parser.entries(data, "datasets", "dataset_source")
+    models = parser.entries(data, "models", "model_source")
+    if models and unlabeled is None and "unlabeled" not in data:
+        parser.problems.append(
             "[unlabeled]: missing section: model task embeddings need unlabelled text U "
             "(for example source = 'builtin', name = 'unlabeled')"
         )
-    if not datasets and not models and not problems:
-        problems.append("nothing to embed: add [[datasets]] or [[models]] entries")
-
-    # -- [similarity] and [executor] ---------------------------------------------------------
-    metric, metric_options = None, {}
-    similarity = data.get("similarity")
-    if similarity is not None:
-        if not isinstance(similarity, Mapping):
-            problems.append("[similarity]: expected a table")
-        else:
-            metric = similarity.get("metric")
-            opts = similarity.get("options", {})
-            built = component(
-                "metric", metric, opts if isinstance(opts, Mapping) else {}, "[similarity]", "[similarity] options"
-            )
-            if built is not None:
-                metric, metric_options = registry.get("metric", metric).name, options_of(built)
-    executor, executor_options = "local", {}
-    executor_data = data.get("executor")
-    if executor_data is not None:
-        if not isinstance(executor_data, Mapping):
-            problems.append("[executor]: expected a table")
-        else:
-            executor = executor_data.get("name", "local")
-            opts = {k: v for k, v in executor_data.items() if k != "name"}
-            built = component("executor", executor, opts, "[executor]")
-            if built is not None:
-                executor_options = options_of(built)
-
-    if problems or space is None:
-        raise ConfigError(problems or ["[space]: invalid"], path or None)
+    if not datasets and not models and not parser.problems:
+        parser.problems.append("nothing to embed: add [[datasets]] or [[models]] entries")
+    metric, metric_options = parser.similarity(data.get("similarity"))
+    executor, executor_options = parser.executor(data.get("executor"))
+    if parser.problems or space is None:
+        raise ConfigError(parser.problems or ["[space]: invalid"], path or None)
     return StudyConfig(
         space=space,
         datasets=datasets,

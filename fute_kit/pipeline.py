@@ -25,6 +25,7 @@ from fute_kit.embedding import Provenance, Space, TaskEmbedding, canonical_json
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples, one_answer_warning, unsure_labels_warning
 from fute_kit.predictions import PredictionCache, check_predictions
+from fute_kit.preflight import check_study
 from fute_kit.registry import Registry, get_registry
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
 from fute_kit.store import EmbeddingStore
@@ -222,6 +223,8 @@ def run_study(
 ) -> StudyResult:
     """Run every job of a study (skipping stored ones), then write similarity.csv and rankings.json."""
     registry = registry or get_registry()
+    # Every data and surrogate problem at once, before any job runs or any file is written.
+    check_study(config, registry, RunContext(cache_dir=cache_dir or default_cache_dir(), show_progress=False))
     out = Path(out_dir)
     folder = StudyFolder(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -217,8 +217,37 @@ def read_table(path: Path, fmt: str = "auto") -> pd.DataFrame:
                 return pd.read_parquet(io.BytesIO(_decompress(path, compression)))
             return pd.read_parquet(path)
     except (ValueError, UnicodeDecodeError, OSError) as exc:
+        bad_line = _bad_json_line(path, compression) if fmt in ("json", "jsonl") else None
+        if bad_line:  # pandas names a byte offset: say the line and show it
+            raise DataError(f"cannot read {path} as {fmt}: {bad_line}") from exc
         raise DataError(f"cannot read {path} as {fmt}{f' ({compression})' if compression else ''}: {exc}") from exc
     raise DataError(f"unknown format {fmt!r} for {path}: use csv, tsv, json, jsonl or parquet")
+
+
+def _bad_json_line(path: Path, compression: str | None) -> str | None:
+    """'line N is not valid JSON (why): <text>' for the first bad line of a JSON or JSON-lines file."""
+    try:
+        raw = _decompress(path, compression) if compression else path.read_bytes()
+    except (OSError, DataError, ValueError):
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if text.lstrip().startswith("["):  # one JSON document: its error says where
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return f"line {exc.lineno} is not valid JSON ({exc.msg}, column {exc.colno}): {lines[exc.lineno - 1][:200]}"
+        return None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"line {number} is not valid JSON ({exc.msg}, column {exc.colno}): {line[:200]}"
+        if not isinstance(value, dict):
+            return f"line {number} is not a JSON object ({{...}}): {line[:200]}"
+    return None
 
 
 def _decompress(path: Path, compression: str) -> bytes:

@@ -17,6 +17,7 @@ from fute_kit.components import MethodResult, RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.options import option
+from fute_kit_hf.surrogate_check import surrogate_problem
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -30,6 +31,7 @@ class TextEmb:
 
     name: ClassVar[str] = "textemb"
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {})
+    check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
 
     batch_size: int = option(64, help="texts per forward pass (batches are sorted by length)", validator=_positive)
     max_length: int = option(128, help="tokens per text; longer texts are truncated and counted", validator=_positive)

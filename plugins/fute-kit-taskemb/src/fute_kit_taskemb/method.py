@@ -17,6 +17,7 @@ import numpy as np
 from fute_kit.components import MethodResult, RunContext
 from fute_kit.examples import Examples
 from fute_kit.options import option
+from fute_kit_hf.surrogate_check import surrogate_problem
 from fute_kit_hf.targets import HEAD_INITS, SOFT_LOSSES, head_init_option, soft_loss_option
 
 
@@ -41,6 +42,7 @@ class TaskEmb:
 
     name: ClassVar[str] = "taskemb"
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"normalize": "component"})
+    check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
 
     epochs: int = option(3, help="training epochs (fewer with early stopping)", validator=_positive)
     learning_rate: float = option(

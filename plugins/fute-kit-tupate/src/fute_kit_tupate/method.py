@@ -20,6 +20,7 @@ from fute_kit.components import MethodResult, RunContext
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.options import option
+from fute_kit_hf.surrogate_check import surrogate_problem
 from fute_kit_hf.targets import (
     HEAD_INITS,
     NULL_TASK_WARNING,
@@ -66,6 +67,7 @@ class TuPaTE:
     # mean over positions does not depend on which start vector (drawn by the seed) each position had.
     # Raw tuned parameters share their start and raw cosine saturates near 1 (methods.md §4): centre them.
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"pool": "mean"})
+    check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
 
     variant: Variant = option(
         "prompt",
