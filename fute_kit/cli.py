@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from fute_kit.clitools import parse_settings
+from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, study_folder_option
 from fute_kit.errors import FuteError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -60,9 +60,9 @@ class FuteGroup(click.Group):
 @click.version_option(package_name="fute-kit")
 def cli(verbose: bool) -> None:
     """fute: unified task embeddings for datasets and models (FUTE)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr
-    )
+    from fute_kit.progress import log_to_console
+
+    log_to_console(logging.DEBUG if verbose else logging.INFO)  # each line on its own, never glued onto a bar
     for noisy in ("httpx", "httpx2"):  # one INFO line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -111,7 +111,12 @@ def plugins(as_json: bool) -> None:
 @cli.command()
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="The study folder to write (created if missing; a rerun reuses what it holds).",
 )
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def run(config_path: Path, out_dir: Path, no_progress: bool) -> None:
@@ -134,8 +139,11 @@ def _print_outcomes(result: Any) -> None:
             click.secho(f"FAILED {outcome.kind}:{outcome.name}: {outcome.error}", fg="red", err=True)
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if result.similarity is not None:
-        click.echo(f"similarities: {result.out_dir / 'similarity.csv'}")
-        click.echo(f"rankings:     {result.out_dir / 'rankings.json'}")
+        from fute_kit.study_folder import StudyFolder
+
+        folder = StudyFolder(result.out_dir)
+        click.echo(f"similarities: {folder.similarity_csv}")
+        click.echo(f"rankings:     {folder.rankings_json}")
 
 
 # -- fute embed ----------------------------------------------------------------------------------
@@ -190,25 +198,32 @@ def embed(
 
 # -- fute similarity -------------------------------------------------------------------------------
 @cli.command()
-@click.option(
-    "--store",
-    "store_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="An embeddings folder (a run's OUT/embeddings, or OUT itself).",
-)
+@click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path), metavar="DIR", help=STUDY_FOLDER_HELP)
+@click.option("--store", "store_dir", default=None, type=click.Path(file_okay=False, path_type=Path), hidden=True)
 @click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
 @click.option("--metric", default=None, help="Metric name (default: the method's declared metric).")
 @click.option("--option", "metric_options", multiple=True, metavar="KEY=VALUE")
-@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="CSV file.")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="CSV file.")
 def similarity(
-    store_dir: Path, space_id: str | None, metric: str | None, metric_options: tuple[str, ...], out_path: Path | None
+    out_dir: Path | None,
+    store_dir: Path | None,
+    space_id: str | None,
+    metric: str | None,
+    metric_options: tuple[str, ...],
+    csv_path: Path | None,
 ) -> None:
     """A similarity matrix over stored embeddings of one space."""
     from fute_kit.errors import DataError
     from fute_kit.similarity import similarity_matrix
+    from fute_kit.study_folder import StudyFolder
 
-    store = _open_store(store_dir)
+    if store_dir is not None:  # the old spelling, kept one release: --store DIR [--out FILE.csv]
+        old = "--store is the old spelling of --out (and --out FILE of --csv)"
+        click.echo(f"note: {old}; it goes in the next release", err=True)
+        out_dir, csv_path = store_dir, csv_path or out_dir
+    if out_dir is None:
+        raise click.UsageError("Missing option '--out' (the study folder).")
+    store = StudyFolder(out_dir).readable_store()
     spaces = store.spaces()
     if space_id is None:
         if len(spaces) != 1:
@@ -219,17 +234,11 @@ def similarity(
     if not embeddings:
         raise DataError(f"no embeddings of space {space_id!r} in {store.root}")
     matrix = similarity_matrix(embeddings, metric, parse_settings(metric_options, "--option"))
-    if out_path:
-        matrix.write(out_path)
-        click.echo(f"wrote {out_path}")
+    if csv_path:
+        matrix.write(csv_path)
+        click.echo(f"wrote {csv_path}")
     else:
         click.echo(matrix.to_csv(), nl=False)
-
-
-def _open_store(path: Path) -> Any:
-    from fute_kit.store import EmbeddingStore
-
-    return EmbeddingStore(path / "embeddings" if (path / "embeddings").is_dir() else path)
 
 
 # -- fute store -----------------------------------------------------------------------------------
@@ -239,11 +248,13 @@ def store() -> None:
 
 
 @store.command("ls")
-@click.argument("store_dir", type=click.Path(file_okay=False, path_type=Path), default="fute-out")
+@study_folder_option(old_argument=True, default="fute-out")
 @click.option("--json", "as_json", is_flag=True)
-def store_ls(store_dir: Path, as_json: bool) -> None:
+def store_ls(out_dir: Path, as_json: bool) -> None:
     """List stored embeddings: space, kind, subject, shape, time."""
-    entries = _open_store(store_dir).entries()
+    from fute_kit.study_folder import StudyFolder
+
+    entries = StudyFolder(out_dir).readable_store().entries()
     if as_json:
         import attrs
 
@@ -251,7 +262,7 @@ def store_ls(store_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not entries:
-        click.echo(f"no embeddings in {store_dir}")
+        click.echo(f"no embeddings in {out_dir}")
         return
     click.echo(f"{'space':<13} {'kind':<8} {'subject':<32} {'shape':<12} created")
     for e in entries:

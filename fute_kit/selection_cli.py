@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from fute_kit.clitools import study_folder_option
 from fute_kit.prompts import CANDIDATE_SETS
 
 
@@ -23,17 +24,10 @@ def _settings(values: tuple[str, ...], flag: str) -> dict:
 # -- fute rank ------------------------------------------------------------------------------------
 @click.command()
 @click.argument("target")
-@click.option(
-    "--out-dir",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A finished study folder (fute run --out); its own metric is used by default.",
-)
-@click.option(
-    "--store",
-    "store_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="An embeddings folder instead of a study (the method's declared metric is used by default).",
+@study_folder_option(
+    "A finished study folder (its own metric is used by default), or a bare embeddings folder "
+    "(the method's declared metric).",
+    old_flags=("--out-dir", "--store"),
 )
 @click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
 @click.option(
@@ -49,8 +43,7 @@ def _settings(values: tuple[str, ...], flag: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def rank(
     target: str,
-    out_dir: Path | None,
-    store_dir: Path | None,
+    out_dir: Path,
     space_id: str | None,
     candidates: str,
     metric: str | None,
@@ -61,11 +54,9 @@ def rank(
     """Rank stored embeddings by similarity to TARGET (dataset:NAME, model:NAME or a bare name)."""
     from fute_kit.selection import rank_study
 
-    if (out_dir is None) == (store_dir is None):
-        raise click.UsageError("give exactly one of --out-dir (a study folder) or --store (an embeddings folder)")
     ranking = rank_study(
         target,
-        out_dir or store_dir,  # type: ignore[arg-type]
+        out_dir,
         candidates,
         space_id=space_id,
         metric=metric,
@@ -83,7 +74,7 @@ def rank(
 
 # -- fute evaluate --------------------------------------------------------------------------------
 @click.command()
-@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@study_folder_option("A finished study folder (what `fute run --out` wrote).", old_argument=True, exists=True)
 @click.option(
     "--truth",
     "truth_path",
@@ -121,9 +112,10 @@ def evaluate(
     Writes OUT/evaluation.json.
     """
     from fute_kit.evaluation import evaluate_study, write_evaluation
+    from fute_kit.study_folder import StudyFolder
 
     evaluation = evaluate_study(out_dir, truth_path, k=k, relevance=relevance, textemb=textemb, space_id=space_id)
-    path = write_evaluation(evaluation, out_dir / "evaluation.json")
+    path = write_evaluation(evaluation, StudyFolder(out_dir).evaluation_json)
     if as_json:
         click.echo(json.dumps(evaluation.to_dict(), indent=2))
     else:

@@ -51,15 +51,45 @@ def test_run_and_rerun(toy_registry: Registry, study_config: dict, tmp_path: Pat
     assert "4 computed" in result.output and (tmp_path / "out" / "similarity.csv").exists()
     again = runner.invoke(cli, ["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"])
     assert "4 reused" in again.output
-    listing = runner.invoke(cli, ["store", "ls", str(tmp_path / "out")])
+    listing = runner.invoke(cli, ["store", "ls", "--out", str(tmp_path / "out")])
     assert listing.exit_code == 0 and "good-detector" in listing.output
-    as_json = json.loads(runner.invoke(cli, ["store", "ls", str(tmp_path / "out"), "--json"]).output)
+    as_json = json.loads(runner.invoke(cli, ["store", "ls", "--out", str(tmp_path / "out"), "--json"]).output)
     assert len(as_json) == 4
-    matrix = runner.invoke(cli, ["similarity", "--store", str(tmp_path / "out"), "--metric", "dot"])
+    matrix = runner.invoke(cli, ["similarity", "--out", str(tmp_path / "out"), "--metric", "dot"])
     assert (
         matrix.exit_code == 0
         and matrix.output.splitlines()[0] == ",dataset:flipped,dataset:reviews,model:good-detector,model:prior"
     )
+
+
+def test_old_spellings_of_the_study_folder_work_for_one_release(
+    toy_registry: Registry, study_config: dict, tmp_path: Path
+) -> None:
+    config = tmp_path / "study.toml"
+    config.write_text(_toml(study_config))
+    out = str(tmp_path / "out")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", str(config), "--out", out, "--no-progress"]).exit_code == 0
+    listing = runner.invoke(cli, ["store", "ls", out, "--json"])  # was: store ls STORE_DIR
+    assert listing.exit_code == 0 and len(json.loads(listing.stdout)) == 4
+    assert "positional OUT is the old spelling of --out" in listing.stderr
+    # was: similarity --store DIR [--out FILE.csv]
+    new = runner.invoke(cli, ["similarity", "--out", out, "--csv", str(tmp_path / "new.csv")])
+    old = runner.invoke(cli, ["similarity", "--store", out, "--out", str(tmp_path / "old.csv")])
+    assert new.exit_code == old.exit_code == 0 and "--store is the old spelling" in old.stderr
+    assert (tmp_path / "old.csv").read_text() == (tmp_path / "new.csv").read_text()
+    for old_flag in ("--out-dir", "--store"):  # was: rank --out-dir DIR | --store DIR
+        ranked = runner.invoke(cli, ["rank", "reviews", old_flag, out, "--json"])
+        assert ranked.exit_code == 0 and json.loads(ranked.stdout)["target"] == "dataset:reviews"
+        assert f"{old_flag} is the old spelling of --out" in ranked.stderr
+    twice = runner.invoke(cli, ["rank", "reviews", "--out", out, "--store", out])
+    assert twice.exit_code == 2 and "give the study folder once" in twice.output
+    for command in (["rank", "reviews"], ["similarity"], ["evaluate", "--truth", str(config)]):
+        missing = runner.invoke(cli, command)
+        assert missing.exit_code == 2 and "Missing option '--out'" in missing.output
+    for command in (["rank"], ["similarity"], ["store", "ls"], ["evaluate"]):
+        shown = runner.invoke(cli, [*command, "--help"]).output
+        assert "--out" in shown and not any(old in shown for old in ("--out-dir", "--store", "OUT]", "STORE_DIR"))
 
 
 def test_bad_config_exits_2_with_every_problem(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:

@@ -263,16 +263,17 @@ def test_evaluate_errors(prompt_study: Path, tmp_path: Path) -> None:
 def test_evaluate_command_writes_json(prompt_study: Path, tmp_path: Path, fute_cli: Any) -> None:
     truth = write_csv(tmp_path / "truth.csv", PROMPT_TRUTH)
     runner = CliRunner()
-    result = runner.invoke(fute_cli, ["evaluate", str(prompt_study), "--truth", str(truth), "--k", "2"])
+    result = runner.invoke(fute_cli, ["evaluate", "--out", str(prompt_study), "--truth", str(truth), "--k", "2"])
     assert result.exit_code == 0, result.output
     assert "| embedding |" in result.output and "ndcg@2" in result.output
     saved = json.loads((prompt_study / "evaluation.json").read_text())
     assert saved["k"] == 2 and set(saved["mean"]) >= {"embedding", "random", "size", "mutual_information"}
     assert saved["targets"][0]["candidates"][0]["label"] == "model:LLM/good"
-    result = runner.invoke(fute_cli, ["evaluate", str(prompt_study), "--truth", str(truth), "--json"])
-    assert result.exit_code == 0 and json.loads(result.output)["k"] == 3
+    result = runner.invoke(fute_cli, ["evaluate", str(prompt_study), "--truth", str(truth), "--json"])  # old: OUT
+    assert result.exit_code == 0 and json.loads(result.stdout)["k"] == 3
+    assert "positional OUT is the old spelling of --out" in result.stderr
     bad = write_csv(tmp_path / "bad.csv", [["target", "score"], ["reviews", "1"]])
-    result = runner.invoke(fute_cli, ["evaluate", str(prompt_study), "--truth", str(bad)])
+    result = runner.invoke(fute_cli, ["evaluate", "--out", str(prompt_study), "--truth", str(bad)])
     assert result.exit_code == 2 and "missing column(s) candidate" in result.output
 
 

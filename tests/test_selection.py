@@ -176,14 +176,14 @@ def test_newest_embedding_of_a_subject_stands_for_it(registry: Any, hand_store: 
 
 def test_rank_command_table_and_json(registry: Any, hand_store: Path, fute_cli: Any) -> None:
     runner = CliRunner()
-    result = runner.invoke(fute_cli, ["rank", "target", "--out-dir", str(hand_store), "--candidates", "prompts"])
+    result = runner.invoke(fute_cli, ["rank", "target", "--out", str(hand_store), "--candidates", "prompts"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "prompts closest to dataset:target" in lines[0]
     assert lines[2].split() == ["1", f"{1 / np.sqrt(1.01):.4f}", "model", "LLM/close"]
     assert lines[3].split()[-1] == "LLM/far"
     result = runner.invoke(
-        fute_cli, ["rank", "target", "--store", str(hand_store / "embeddings"), "--json", "--top", "1"]
+        fute_cli, ["rank", "target", "--out", str(hand_store / "embeddings"), "--json", "--top", "1"]
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -193,11 +193,11 @@ def test_rank_command_table_and_json(registry: Any, hand_store: Path, fute_cli: 
 
 def test_rank_command_errors(registry: Any, hand_store: Path, fute_cli: Any) -> None:
     runner = CliRunner()
-    result = runner.invoke(fute_cli, ["rank", "targt", "--out-dir", str(hand_store)])
+    result = runner.invoke(fute_cli, ["rank", "targt", "--out", str(hand_store)])
     assert result.exit_code == 2
     assert "did you mean 'dataset:target'" in result.output
     result = runner.invoke(fute_cli, ["rank", "target"])
-    assert result.exit_code == 2 and "exactly one of --out-dir" in result.output
+    assert result.exit_code == 2 and "Missing option '--out'" in result.output
 
 
 def test_command_offers_the_candidate_sets_selection_knows() -> None:

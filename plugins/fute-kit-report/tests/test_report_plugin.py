@@ -270,11 +270,14 @@ def test_report_written_after_a_study(report_registry: Any, tmp_path: Path) -> N
 def test_fute_report_command(report_registry: Any, study_dir: Path) -> None:
     group = FuteGroup(name="fute")  # plugin commands are loaded from the process-wide registry
     runner = CliRunner()
-    result = runner.invoke(group, ["report", str(study_dir), "--map", "mds"])
+    result = runner.invoke(group, ["report", "--out", str(study_dir), "--map", "mds"])
     assert result.exit_code == 0, result.output
     assert f"wrote {study_dir / 'report.html'}" in result.output
     assert "classical MDS" in (study_dir / "report.html").read_text()
     empty = study_dir / "empty"
     empty.mkdir()
-    result = runner.invoke(group, ["report", str(empty)])
+    result = runner.invoke(group, ["report", "--out", str(empty)])
     assert result.exit_code == 2 and "holds no study" in result.output
+    old = runner.invoke(group, ["report", str(study_dir)])  # the old spelling, kept for one release
+    assert old.exit_code == 0 and f"wrote {study_dir / 'report.html'}" in old.stdout
+    assert "positional OUT is the old spelling of --out" in old.stderr

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from fute_kit.hookspecs import hookimpl
+from fute_kit.plugin import hookimpl, study_folder_option
 
 __all__ = ["build_report", "report_command", "study_finished"]
 
@@ -32,7 +32,7 @@ def study_finished(out_dir: Any, config: Any, result: Any) -> None:
 
 
 @click.command("report")
-@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@study_folder_option("A finished study folder (what `fute run --out` wrote).", old_argument=True, exists=True)
 @click.option(
     "--map",
     "map_method",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,9 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from fute_kit.atomic import atomic_write_bytes, atomic_write_text
-from fute_kit.errors import DataError
-from fute_kit.selection import Study, open_study
+from fute_kit.plugin import DataError, Study, StudyFolder, atomic_write_bytes, atomic_write_text, open_study
 from fute_kit_report.figures import MapMethod, kind_of
 
 TOP = 5
@@ -36,17 +33,18 @@ def build_report(out_dir: str | Path, *, map_method: MapMethod = "pca", space_id
     """Write OUT/report.html and OUT/figures/*.png for a finished study; returns their paths."""
     from fute_kit_report import figures as fig
 
-    out = Path(out_dir)
+    folder = StudyFolder(out_dir)
+    out = folder.path
     if not out.is_dir():
         raise DataError(f"{out} is not a folder: give the --out folder of a finished `fute run`")
-    summary = _read_json(out / "study.json")
+    summary = folder.summary()
     try:
         study: Study | None = open_study(out, space_id, need_embeddings=False)
     except DataError:
         if not summary:
             raise DataError(f"{out} holds no study: no study.json and no embeddings (run `fute run` first)") from None
         study = None  # every job failed: the report still shows what happened
-    evaluation = _read_json(out / "evaluation.json")
+    evaluation = folder.read_json(folder.evaluation_json)
     pngs: dict[str, bytes] = {}
     notes: dict[str, str] = {}
     matrix = study.similarity if study else None
@@ -66,21 +64,12 @@ def build_report(out_dir: str | Path, *, map_method: MapMethod = "pca", space_id
         pngs["evaluation"] = fig.evaluation_png(evaluation["mean"], key)
     written = []
     for name, data in pngs.items():
-        path = out / "figures" / f"{name}.png"
+        path = folder.figures / f"{name}.png"
         atomic_write_bytes(path, data)
         written.append(path)
     page = render_html(out, summary, study, evaluation, pngs, notes)
-    atomic_write_text(out / "report.html", page)
-    return ReportResult(out / "report.html", tuple(written))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); rerun the command that wrote it") from exc
+    atomic_write_text(folder.report_html, page)
+    return ReportResult(folder.report_html, tuple(written))
 
 
 # -- provenance -------------------------------------------------------------------------------------
