@@ -115,7 +115,7 @@ def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     try:
         from sklearn.manifold import TSNE
     except ImportError as exc:
-        from fute_kit.errors import FuteError
+        from fute_kit.plugin import FuteError
 
         raise FuteError("the t-SNE map needs scikit-learn: pip install scikit-learn (or use --map pca)") from exc
     n = len(vectors)

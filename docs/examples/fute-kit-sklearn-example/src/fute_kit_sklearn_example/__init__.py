@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from fute_kit import DataError, Examples, RunContext, hookimpl, option
+from fute_kit.plugin import DataError, Examples, RunContext, hookimpl, option
 
 
 @attrs.frozen
