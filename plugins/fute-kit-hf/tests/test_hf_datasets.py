@@ -11,7 +11,14 @@ import pytest
 
 from fute_kit.errors import DataError, OptionsError
 from fute_kit.testing import check_dataset_source
-from fute_kit_hf.datasets import BuiltinDataset, FilesDataset, HFDatasetsDataset, builtin_index
+from fute_kit_hf.datasets import (
+    ZOO_GROUPS,
+    BuiltinDataset,
+    FilesDataset,
+    HFDatasetsDataset,
+    builtin_index,
+    builtin_zoo,
+)
 
 FRAME = pd.DataFrame(
     {
@@ -214,3 +221,46 @@ def test_builtin_unknown_name_lists_the_available(hf_context: Any) -> None:
         BuiltinDataset(dataset="sst2").load(hf_context)
     with pytest.raises(DataError, match="values present"):
         BuiltinDataset(dataset="rt-sentiment", split="dev").load(hf_context)
+
+
+# -- the task zoo -----------------------------------------------------------------------------------
+ZOO_NAMES = [task.name for task in builtin_zoo()]
+
+
+def test_builtin_zoo_lists_related_groups() -> None:
+    zoo = builtin_zoo()
+    assert len(zoo) >= 16  # the four original sets and at least 12 more
+    groups = {group: [t.name for t in zoo if t.group == group] for group in ZOO_GROUPS}
+    # Related tasks come in groups of several, and unrelated ones exist, so that transfer has structure to find.
+    assert all(len(groups[g]) >= 4 for g in ("sentiment", "topic", "authorship")) and groups["other"]
+    assert {"rt-sentiment", "amazon-sentiment", "tweet-sentiment"} <= set(groups["sentiment"])
+    assert {"bbc-topic", "brown-genre", "reuters-grain"} <= set(groups["topic"])
+    assert {"convention-party", "news-outlet", "tweet-device"} <= set(groups["authorship"])
+    assert [t.name for t in builtin_zoo("topic")] == groups["topic"]
+    assert "unlabeled" not in ZOO_NAMES and "unlabeled-genres" not in ZOO_NAMES
+    assert all(meta.get("source") and meta.get("licence") for meta in builtin_index().values())
+    with pytest.raises(DataError, match="unknown zoo group 'genre'"):
+        builtin_zoo("genre")
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_builtin_zoo_set_loads_both_splits(name: str, hf_context: Any) -> None:
+    task = next(t for t in builtin_zoo() if t.name == name)
+    train = BuiltinDataset(dataset=name).load(hf_context)
+    test = BuiltinDataset(dataset=name, split="test").load(hf_context)
+    assert 2 <= len(train.label_names) <= 5 and train.label_names == test.label_names == task.labels
+    assert (len(train), len(test)) == (task.n_train, task.n_test)
+    assert 200 <= len(train) <= 1000 and len(test) >= 50
+    assert np.all(np.bincount(train.labels, minlength=len(task.labels)) == len(train) // len(task.labels))
+    assert np.all(np.bincount(test.labels, minlength=len(task.labels)) == len(test) // len(task.labels))
+    assert not set(train.texts) & set(test.texts)
+    assert max(len(t) for t in train.texts + test.texts) <= 500
+
+
+def test_builtin_sets_share_no_text(hf_context: Any) -> None:
+    owner: dict[str, str] = {}
+    for name in [*ZOO_NAMES, "unlabeled", "unlabeled-genres"]:
+        who = "U" if name.startswith("unlabeled") else name  # the two U corpora share texts by design
+        for text in set(BuiltinDataset(dataset=name, split=None).load(hf_context).texts):
+            key = " ".join(text.split()).casefold()
+            assert owner.setdefault(key, who) == who, f"{name} and {owner[key]} share {text[:60]!r}"

@@ -423,6 +423,41 @@ def builtin_index() -> dict[str, dict[str, Any]]:
     return dict(sorted(index.items()))
 
 
+ZOO_GROUPS = ("sentiment", "topic", "authorship", "other")
+
+
+@attrs.frozen
+class ZooTask:
+    """A labelled builtin set and its group of related tasks (for measuring transfer between tasks)."""
+
+    name: str
+    group: str
+    labels: tuple[str, ...]
+    n_train: int
+    n_test: int
+
+
+def builtin_zoo(group: str | None = None) -> list[ZooTask]:
+    """The labelled builtin sets with a group in ``index.json`` (the task zoo), by group (ZOO_GROUPS order), then name.
+
+    ``group`` keeps one group only: "sentiment", "topic", "authorship" (who wrote a text) or "other".
+    """
+    if group is not None and group not in ZOO_GROUPS:
+        raise DataError(f"unknown zoo group {group!r}: use one of {', '.join(ZOO_GROUPS)}")
+    tasks = [
+        ZooTask(
+            name=name,
+            group=meta["group"],
+            labels=tuple(meta.get("labels", ())),
+            n_train=int(meta.get("n", {}).get("train", 0)),
+            n_test=int(meta.get("n", {}).get("test", 0)),
+        )
+        for name, meta in builtin_index().items()
+        if meta.get("group") in ZOO_GROUPS and (group is None or meta["group"] == group)
+    ]
+    return sorted(tasks, key=lambda task: (ZOO_GROUPS.index(task.group), task.name))
+
+
 def _builtin_list() -> str:
     rows = [
         f"{name} ({meta['description']})" if meta.get("description") else name for name, meta in builtin_index().items()
