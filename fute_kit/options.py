@@ -143,10 +143,7 @@ def describe_options(cls: type) -> list[dict[str, Any]]:
 
 def option(default: Any = attrs.NOTHING, *, help: str = "", **kwargs: Any) -> Any:
     """An attrs field with a one-line help text, shown by ``fute plugins`` and the docs."""
-    metadata = {"help": help}
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return attrs.field(default=default, metadata=metadata, **kwargs)
-    return attrs.field(default=default, metadata=metadata, **kwargs)
+    return attrs.field(default=default, metadata={"help": help}, **kwargs)
 
 
 def options_of(component: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "fute_kit"
 # Plugins that ship inside the core package, loaded like any other (and selectable the same way).
 DEFAULT_PLUGINS: dict[str, str] = {
     "inline": "fute_kit.default_plugins.inline",
+    "constant": "fute_kit.default_plugins.constant",
     "local": "fute_kit.default_plugins.local_executor",
 }
 

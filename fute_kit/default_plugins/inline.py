@@ -34,31 +34,3 @@ class InlineDataset:
 @hookimpl
 def register_dataset_sources(register: Any) -> None:
     register(InlineDataset)
-
-
-@attrs.frozen
-class ConstantModel:
-    """A control "model" that answers every input with the same probabilities (e.g. a label prior).
-
-    If it retrieves a dataset as well as a real model does, the embedding only encodes the number
-    and balance of classes, not the task.
-    """
-
-    name = "constant"
-
-    probabilities: dict[str, float] = option(help="probability of each class, e.g. {positive = 0.6, negative = 0.4}")
-
-    def predict(self, inputs: Examples, context: RunContext) -> Examples:
-        import numpy as np
-
-        names = tuple(self.probabilities)
-        probs = np.array([self.probabilities[n] for n in names], dtype=np.float64)
-        if not names or probs.min() < 0 or probs.sum() <= 0:
-            raise DataError("constant model: probabilities must be non-negative and not all zero")
-        probs = probs / probs.sum()
-        return inputs.with_predictions(np.tile(probs, (len(inputs), 1)), "soft", names)
-
-
-@hookimpl
-def register_model_sources(register: Any) -> None:
-    register(ConstantModel)
