@@ -68,42 +68,13 @@ def measure_accuracy(
     Predictions (argmax) are matched to the dataset's labels by name. Every model is first asked
     for one example so a model whose label names differ fails before the long runs.
     """
-    import difflib
-
     from fute_kit.components import RunContext
-    from fute_kit.options import option_fields
     from fute_kit.registry import get_registry
 
     registry = registry or get_registry()
     context = context or RunContext(show_progress=False)
-    by_name = {ref.name: ref for ref in config.datasets}
-    if dataset not in by_name:
-        close = difflib.get_close_matches(dataset, list(by_name), n=3)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise DataError(
-            f"no dataset {dataset!r} in {config.path or 'the configuration'}{hint} "
-            f"(its [[datasets]]: {', '.join(by_name) or 'none'})"
-        )
-    ref = by_name[dataset]
-    options = dict(ref.options)
-    if split is not None:
-        fields = {f.name for f in option_fields(registry.get("dataset_source", ref.source).cls)}
-        if "split" not in fields:
-            raise DataError(f"dataset {dataset!r}: source {ref.source!r} has no 'split' option; drop --split")
-        options["split"] = split
-    source = registry.build("dataset_source", ref.source, options, owner=f"dataset {dataset!r}")
-    model_refs = list(config.models)
-    if models:
-        known = {m.name: m for m in model_refs}
-        unknown = [m for m in models if m not in known]
-        if unknown:
-            raise DataError(
-                f"no model {', '.join(repr(m) for m in unknown)} in {config.path or 'the configuration'} "
-                f"(its [[models]]: {', '.join(known) or 'none'})"
-            )
-        model_refs = [known[m] for m in models]
-    if not model_refs:
-        raise DataError(f"{config.path or 'the configuration'} has no [[models]] to measure")
+    ref, source = _dataset_source(config, dataset, split, registry)
+    model_refs = _chosen_models(config, models)
     built = [
         (m.name, registry.build("model_source", m.source, m.options, owner=f"model {m.name!r}")) for m in model_refs
     ]
@@ -126,3 +97,44 @@ def measure_accuracy(
         accuracy = float(np.mean([a == b for a, b in zip(chosen, gold, strict=True)]))
         rows.append((dataset, name, accuracy))
     return rows
+
+
+def _dataset_source(config: Any, dataset: str, split: str | None, registry: Any) -> tuple[Any, Any]:
+    """The configured dataset's entry and its source (with ``split`` when asked), or why there is none."""
+    import difflib
+
+    from fute_kit.options import option_fields
+
+    by_name = {ref.name: ref for ref in config.datasets}
+    if dataset not in by_name:
+        close = difflib.get_close_matches(dataset, list(by_name), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise DataError(
+            f"no dataset {dataset!r} in {config.path or 'the configuration'}{hint} "
+            f"(its [[datasets]]: {', '.join(by_name) or 'none'})"
+        )
+    ref = by_name[dataset]
+    options = dict(ref.options)
+    if split is not None:
+        fields = {f.name for f in option_fields(registry.get("dataset_source", ref.source).cls)}
+        if "split" not in fields:
+            raise DataError(f"dataset {dataset!r}: source {ref.source!r} has no 'split' option; drop --split")
+        options["split"] = split
+    return ref, registry.build("dataset_source", ref.source, options, owner=f"dataset {dataset!r}")
+
+
+def _chosen_models(config: Any, models: Sequence[str]) -> list[Any]:
+    """The configured models to measure: those named, else all."""
+    model_refs = list(config.models)
+    if models:
+        known = {m.name: m for m in model_refs}
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise DataError(
+                f"no model {', '.join(repr(m) for m in unknown)} in {config.path or 'the configuration'} "
+                f"(its [[models]]: {', '.join(known) or 'none'})"
+            )
+        model_refs = [known[m] for m in models]
+    if not model_refs:
+        raise DataError(f"{config.path or 'the configuration'} has no [[models]] to measure")
+    return model_refs

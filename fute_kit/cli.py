@@ -110,14 +110,7 @@ def plugins(as_json: bool) -> None:
 # -- fute run ------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    metavar="DIR",
-    help="The study folder to write (created if missing; a rerun reuses what it holds).",
-)
+@study_folder_option("The study folder to write (created if missing; a rerun reuses what it holds).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def run(config_path: Path, out_dir: Path, no_progress: bool) -> None:
     """Run a whole study: DTEs, MTEs, similarities and rankings."""

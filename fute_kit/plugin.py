@@ -26,14 +26,7 @@ from fute_kit.components import (
 )
 from fute_kit.config import StudyConfig, load_config, parse_config
 from fute_kit.embedding import Provenance, Space, TaskEmbedding, canonical_json
-from fute_kit.errors import (
-    ConfigError,
-    DataError,
-    FuteError,
-    OptionsError,
-    SpaceMismatchError,
-    UnknownComponentError,
-)
+from fute_kit.errors import ConfigError, DataError, FuteError, OptionsError, SpaceMismatchError, UnknownComponentError
 from fute_kit.evaluation import Evaluation, evaluate_study, write_evaluation
 from fute_kit.examples import Examples
 from fute_kit.hookspecs import hookimpl
