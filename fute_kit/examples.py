@@ -225,8 +225,8 @@ ONE_ANSWER_SHARE = 0.95
 def one_answer_warning(predictions: Examples) -> str | None:
     """A warning when a model's predictions on U are (nearly) one class, None otherwise.
 
-    An LLM prompt that the model does not follow looks like this: whatever its wording, its MTE is close to
-    that of a constant model. Exactly constant labels are left to the method (its embedding is then zero).
+    Exactly constant labels are left to the method (its embedding is then zero). What such models' MTEs were
+    nearest in practice: experiments/NOTES.md, "LLM prompts".
     """
     counts = predictions.answer_counts()
     if not counts or _constant_labels(predictions):
@@ -242,11 +242,10 @@ def one_answer_warning(predictions: Examples) -> str | None:
     )
 
 
-# Soft labels this close to uniform mean the model barely commits to an answer on U. The six binary LLM prompts
-# of experiments/NOTES.md (LLM prompts) at 0.95 to 0.98 were, whatever their genre, nearest the least sure fine-tuned
-# classifier under every seed (the classifiers sit at 0.21 to 0.69). Doubt alone does not do that: a classifier's
-# labels mixed with uniform ones to 0.93 to 0.96 still find its own dataset (experiments/label_spread.py); what
-# such labels say on U has to be checked, hence a warning and not an error.
+# Normalised entropy of soft labels above which the model barely commits to an answer on U. A warning, not an
+# error: such labels can still carry the task, so what they say has to be checked. The measurements behind the
+# threshold (prompted LLMs against fine-tuned classifiers, and the label-spread test): experiments/NOTES.md,
+# "LLM prompts".
 UNSURE_ENTROPY = 0.9
 
 
