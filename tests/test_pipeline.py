@@ -190,3 +190,19 @@ def test_a_model_that_drops_predictions_fails_the_same_way_in_a_study_and_the_ap
             fute_kit.embed_model(
                 KeywordModel("good"), Examples(texts=["a", "good", "b", "c"]), space, registry=toy_registry
             )
+
+
+def test_study_folder_names_every_file_the_run_writes(
+    toy_registry: Registry, study_config: dict, tmp_path: Path
+) -> None:
+    from fute_kit.study_folder import StudyFolder
+
+    run_study(parse_config(study_config, toy_registry), tmp_path, registry=toy_registry, show_progress=False)
+    folder = StudyFolder(tmp_path)
+    named = [folder.embeddings, folder.predictions, folder.similarity_csv, folder.rankings_json, folder.study_json]
+    assert all(path.exists() for path in [*named, folder.run_log])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [*named, folder.run_log])
+    assert folder.summary()["space"]["method"] == "label-stats"
+    # A reader given the embeddings folder itself finds the same store.
+    assert len(StudyFolder(folder.embeddings).readable_store().entries()) == len(folder.store().entries()) == 4
+    assert not folder.evaluation_json.exists() and StudyFolder(tmp_path / "nowhere").summary() == {}
