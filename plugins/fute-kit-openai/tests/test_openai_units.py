@@ -322,3 +322,30 @@ def test_llm_cli_lists_names_upstream_and_licence_and_fetch_reuses_the_cache(
     result = runner.invoke(llm, ["fetch", "gemma-3-270m", "--find-links", str(tmp_path / "nowhere")])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == str(fetched) and "Gemma Terms of Use" in result.output
+
+
+def test_qwen_prompt_pools_example_loads_with_a_pool_per_dataset() -> None:
+    """docs/examples/prompt-pools-qwen.toml: at least 8 prompts per dataset, each prompt's labels its dataset's."""
+    from pathlib import Path
+
+    from fute_kit.components import RunContext
+    from fute_kit.config import load_config
+    from fute_kit.registry import get_registry
+
+    registry = get_registry()
+    for kind, name in (("method", "taskemb"), ("dataset_source", "builtin")):
+        if not registry.has(kind, name):
+            pytest.skip(f"the example needs the {kind} {name!r} from another plugin")
+    example = Path(__file__).parents[3] / "docs" / "examples" / "prompt-pools-qwen.toml"
+    config = load_config(example, registry)
+    pools = {"qwen-sentiment": "rt-sentiment", "qwen-topic": "bbc-topic", "qwen-subjectivity": "rt-subjectivity"}
+    pools["qwen-hedge"] = "wiki-hedge"
+    for llm, dataset in pools.items():
+        prompts = [m for m in config.models if m.name.startswith(f"{llm}/")]
+        assert len(prompts) >= 8 and any("/poor-" in m.name for m in prompts), llm
+        data = registry.build("dataset_source", "builtin", {"dataset": dataset, "split": "test"})
+        classes = set(data.load(RunContext(show_progress=False)).label_names)
+        for prompt in prompts:
+            model = registry.build("model_source", "openai", prompt.options)
+            assert set(model.labels) == classes, prompt.name
+            assert model.model == "qwen2.5-coder-1.5b-instruct" and model.calibrate == "none"
