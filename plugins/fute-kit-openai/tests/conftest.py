@@ -4,6 +4,7 @@ it, and a mock of the API plugged into the ``openai`` client's HTTP transport (`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -69,6 +70,25 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+def forward(target: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` to the real server at ``target`` + ``path`` (without /v1): (status, content)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        target.rstrip("/") + path.removeprefix("/v1"),
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
+    try:
+        with direct.open(request, timeout=60) as upstream:
+            return upstream.status, upstream.read()
+    except urllib.error.HTTPError as error:  # an error status: passed on as it is
+        return error.code, error.read()
+
+
 class FaultProxy:
     """An HTTP proxy in front of the real server that answers with queued faults before forwarding.
 
@@ -81,6 +101,8 @@ class FaultProxy:
         self.faults: list[str] = []
         self.forwarded = 0
         self.received = 0
+        self.bodies: list[bytes] = []  # the request bodies forwarded to the server, in order
+        self.authorizations: list[str] = []  # the Authorization header of every request received
         self._lock = threading.Lock()
         proxy = self
 
@@ -94,6 +116,7 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with proxy._lock:
                     proxy.received += 1
+                    proxy.authorizations.append(self.headers.get("Authorization", ""))
                     fault = proxy.faults.pop(0) if proxy.faults else "ok"
                 name, _, arg = fault.partition(":")
                 if name == "drop":
@@ -114,23 +137,10 @@ class FaultProxy:
                     self.send_response(200)
                     self._send(b"<html>not json</html>", "text/html")
                     return
-                import urllib.error
-                import urllib.request
-
-                request = urllib.request.Request(
-                    proxy.target + self.path.removeprefix("/v1"),
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    method="POST",
-                )
-                direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
-                try:
-                    with direct.open(request, timeout=60) as upstream:
-                        status, content = upstream.status, upstream.read()
-                except urllib.error.HTTPError as error:  # an error status: passed on as it is
-                    status, content = error.code, error.read()
+                status, content = forward(proxy.target, self.path, body)
                 with proxy._lock:
                     proxy.forwarded += 1
+                    proxy.bodies.append(body)
                 self.send_response(status)
                 self._send(content)
 
@@ -162,6 +172,102 @@ def fault_proxy(llama_server: Any) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+class BatchServer:
+    """OpenAI's files and batches endpoints over HTTP, answering each batched request from the real server.
+
+    llama.cpp has no Batch API. This one keeps a batch ``in_progress`` until ``release`` is set (so a client can
+    be killed while it waits), then sends every request of the uploaded JSONL to the real server once. Counts
+    uploads, batch creations, polls and online requests, across any number of client processes.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.release = threading.Event()
+        self.uploads = self.creates = self.polls = self.online = 0
+        self.lines: list[dict[str, Any]] = []
+        self.output = b""
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with server._lock:
+                    if self.path == "/v1/files":  # multipart: the JSONL lines are in the body as they are
+                        server.uploads += 1
+                        server.lines = [
+                            json.loads(line) for line in body.decode().splitlines() if '"custom_id"' in line
+                        ]
+                        self._json({"id": "file-in", "object": "file", "purpose": "batch"})
+                    elif self.path == "/v1/batches":
+                        server.creates += 1
+                        self._json({"id": "batch_1", "object": "batch", "status": "validating"})
+                    else:
+                        server.online += 1
+                        self._json(json.loads(forward(server.target, self.path, body)[1]))
+
+            def do_GET(self) -> None:
+                with server._lock:
+                    if self.path == "/v1/batches/batch_1":
+                        server.polls += 1
+                        self._json(server.poll())
+                    elif self.path == "/v1/files/file-out/content":
+                        self._send(server.output, "application/jsonl")
+                    else:
+                        self._send(b"{}", status=404)
+
+            def _json(self, data: Any) -> None:
+                self._send(json.dumps(data).encode())
+
+            def _send(self, payload: bytes, kind: str = "application/json", status: int = 200) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def poll(self) -> dict[str, Any]:
+        counts = {"total": len(self.lines), "completed": 0, "failed": 0}
+        if not self.release.is_set():
+            return {"id": "batch_1", "object": "batch", "status": "in_progress", "request_counts": counts}
+        if not self.output:
+            records = []
+            for line in self.lines:
+                status, content = forward(self.target, line["url"], json.dumps(line["body"]).encode())
+                response = {"status_code": status, "body": json.loads(content)}
+                records.append(json.dumps({"custom_id": line["custom_id"], "response": response}))
+            self.output = ("\n".join(records) + "\n").encode()
+        counts["completed"] = len(self.lines)
+        return {"id": "batch_1", "status": "completed", "output_file_id": "file-out", "request_counts": counts}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def batch_server(llama_server: Any) -> Iterator[BatchServer]:
+    server = BatchServer(llama_server.base_url)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 Handler = Callable[[Any], Any]  # httpx2.Request -> httpx2.Response (or raises an httpx2 transport error)
