@@ -224,19 +224,21 @@ def test_builtin_unknown_name_lists_the_available(hf_context: Any) -> None:
 
 
 # -- the task zoo -----------------------------------------------------------------------------------
-ZOO_NAMES = [task.name for task in builtin_zoo()]
+ZOO_NAMES = list(builtin_zoo())
 
 
 def test_builtin_zoo_lists_related_groups() -> None:
     zoo = builtin_zoo()
     assert len(zoo) >= 16  # the four original sets and at least 12 more
-    groups = {group: [t.name for t in zoo if t.group == group] for group in ZOO_GROUPS}
+    assert all(task.name == name for name, task in zoo.items())
+    groups = {group: [name for name, task in zoo.items() if task.group == group] for group in ZOO_GROUPS}
     # Related tasks come in groups of several, and unrelated ones exist, so that transfer has structure to find.
     assert all(len(groups[g]) >= 4 for g in ("sentiment", "topic", "authorship")) and groups["other"]
     assert {"rt-sentiment", "amazon-sentiment", "tweet-sentiment"} <= set(groups["sentiment"])
     assert {"bbc-topic", "brown-genre", "reuters-grain"} <= set(groups["topic"])
     assert {"convention-party", "news-outlet", "tweet-device"} <= set(groups["authorship"])
-    assert [t.name for t in builtin_zoo("topic")] == groups["topic"]
+    assert list(builtin_zoo("topic")) == groups["topic"]
+    assert list(zoo) == [name for group in ZOO_GROUPS for name in groups[group]]  # by group, then name
     assert "unlabeled" not in ZOO_NAMES and "unlabeled-genres" not in ZOO_NAMES
     assert all(meta.get("source") and meta.get("licence") for meta in builtin_index().values())
     with pytest.raises(DataError, match="unknown zoo group 'genre'"):
@@ -245,7 +247,7 @@ def test_builtin_zoo_lists_related_groups() -> None:
 
 @pytest.mark.parametrize("name", ZOO_NAMES)
 def test_builtin_zoo_set_loads_both_splits(name: str, hf_context: Any) -> None:
-    task = next(t for t in builtin_zoo() if t.name == name)
+    task = builtin_zoo()[name]
     train = BuiltinDataset(dataset=name).load(hf_context)
     test = BuiltinDataset(dataset=name, split="test").load(hf_context)
     assert 2 <= len(train.label_names) <= 5 and train.label_names == test.label_names == task.labels

@@ -437,10 +437,11 @@ class ZooTask:
     n_test: int
 
 
-def builtin_zoo(group: str | None = None) -> list[ZooTask]:
-    """The labelled builtin sets with a group in ``index.json`` (the task zoo), by group (ZOO_GROUPS order), then name.
+def builtin_zoo(group: str | None = None) -> dict[str, ZooTask]:
+    """Name → task of the labelled builtin sets with a group in ``index.json`` (the task zoo).
 
-    ``group`` keeps one group only: "sentiment", "topic", "authorship" (who wrote a text) or "other".
+    Ordered by group (ZOO_GROUPS order), then name. ``group`` keeps one group only: "sentiment", "topic",
+    "authorship" (who wrote or said a text) or "other".
     """
     if group is not None and group not in ZOO_GROUPS:
         raise DataError(f"unknown zoo group {group!r}: use one of {', '.join(ZOO_GROUPS)}")
@@ -455,7 +456,8 @@ def builtin_zoo(group: str | None = None) -> list[ZooTask]:
         for name, meta in builtin_index().items()
         if meta.get("group") in ZOO_GROUPS and (group is None or meta["group"] == group)
     ]
-    return sorted(tasks, key=lambda task: (ZOO_GROUPS.index(task.group), task.name))
+    tasks.sort(key=lambda task: (ZOO_GROUPS.index(task.group), task.name))
+    return {task.name: task for task in tasks}
 
 
 def _builtin_list() -> str:
