@@ -152,3 +152,43 @@ def test_half_precision_checkpoint_is_tuned_and_read_in_float32(
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     predictions = HFClassifier(path=folder).predict(_separable(8, 3).unlabeled(), hf_context)
     assert np.isfinite(predictions.labels).all()
+
+
+def test_macro_f1_by_hand() -> None:
+    from fute_kit_hf.finetune import macro_f1
+
+    # class 0: tp 1, fp 1, fn 1 -> 2/4; class 1: tp 1, fp 1, fn 0 -> 2/3; class 2: tp 0, fn 1 -> 0
+    assert macro_f1([0, 0, 1, 1], [0, 1, 1, 2]) == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert macro_f1([1, 1], [1, 1]) == 1.0
+
+
+def test_fresh_head_keeps_the_encoder_and_redraws_the_head(tiny_model_dir: Any, tmp_path: Path) -> None:
+    """Transfer starts from a fine-tuned encoder with a new head: same seed, same head, whatever the start."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from fute_kit_hf.finetune import _fresh_head
+
+    source = tiny_model_dir("bert", head="classifier", num_labels=2)
+    tuned = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir("bert"), num_labels=2)
+    old_head = tuned.classifier.weight.detach().clone()
+    encoder = {k: v.clone() for k, v in tuned.bert.state_dict().items()}
+    _fresh_head(tuned, seed=3)
+    _fresh_head(base, seed=3)
+    assert not torch.equal(tuned.classifier.weight, old_head)
+    assert torch.equal(tuned.classifier.weight, base.classifier.weight)
+    assert torch.count_nonzero(tuned.classifier.bias) == 0
+    assert all(torch.equal(v, tuned.bert.state_dict()[k]) for k, v in encoder.items())
+
+
+def test_finetune_and_score_from_a_checkpoint(trained: tuple[str, str]) -> None:
+    from fute_kit_hf.finetune import finetune_and_score
+
+    folder, _ = trained
+    # the same classes again: with a fresh head the old head is not reused, yet the encoder still knows the task
+    metrics = finetune_and_score(
+        _separable(32, 3), _separable(40, 4), folder, epochs=1, lr=5e-3, batch_size=16, fresh_head=True
+    )
+    assert metrics["eval_examples"] == 40 and 0.0 <= metrics["eval_macro_f1"] <= 1.0
+    assert metrics["eval_accuracy"] >= 0.8, metrics

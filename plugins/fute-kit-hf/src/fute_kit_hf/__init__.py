@@ -45,6 +45,16 @@ def adapt_model(obj: Any) -> Any:
 @hookimpl
 def register_commands(cli: Any) -> None:
     # click is light; the command imports torch only when it runs.
-    from fute_kit_hf.cli import finetune_command
+    from fute_kit_hf.cli import finetune_command, transfer_command
 
     cli.add_command(finetune_command)
+    cli.add_command(transfer_command)
+
+
+@hookimpl
+def report_setup(report: Any) -> None:
+    # `fute plugins`: where minilm and smollm2 resolve (their package's folder, or their hub id without it).
+    from fute_kit_hf.assets import alias_resolutions
+
+    for aliases, target in alias_resolutions().items():
+        report(f"alias {aliases}", target)

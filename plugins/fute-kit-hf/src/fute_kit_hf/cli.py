@@ -101,3 +101,124 @@ def finetune_command(
     if "eval_accuracy" in metrics:
         click.echo(f"accuracy on {metrics['eval_examples']} evaluation examples: {metrics['eval_accuracy']:.3f}")
     click.echo(f'embed it with: source = "hf", path = "{folder}"')
+
+
+@click.command("transfer")
+@click.argument("datasets", nargs=-1, metavar="[NAME]...")
+@click.option("--zoo", is_flag=True, help="All labelled builtin datasets (the task zoo).")
+@click.option(
+    "--study",
+    "study_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Take the datasets from this study TOML's [[datasets]] (each with a 'split'; the test split is 'test').",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results.")
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the fine-tuning runs, reused across calls  [default: OUT/runs]",
+)
+@click.option("--targets", multiple=True, metavar="NAME[,NAME]", help="Only these targets (default: every dataset).")
+@click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1), help="Seeds 0..N-1 per pair.")
+@click.option("--base", default="minilm", show_default=True, help="Base model: alias, folder or hub id.")
+@click.option("--source-size", default=1000, show_default=True, type=click.IntRange(min=0), help="0 = all.")
+@click.option("--target-size", default=200, show_default=True, type=click.IntRange(min=2))
+@click.option("--test-size", default=400, show_default=True, type=click.IntRange(min=2))
+@click.option("--source-epochs", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--target-epochs", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-length", default=128, show_default=True, type=click.IntRange(min=2))
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--threads",
+    default=0,
+    type=click.IntRange(min=0),
+    help="torch CPU threads (0 = torch's default); 1 can be much faster on a busy shared machine.",
+)
+@click.option(
+    "--write-study",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Instead of measuring: fine-tune the source checkpoints and write a source-ranking study TOML here.",
+)
+@click.option("--method", default="taskemb", show_default=True, help="Method of the --write-study study.")
+@click.option("--progress", is_flag=True, help="Show a progress bar per fine-tuning (one line per run otherwise).")
+def transfer_command(
+    datasets: tuple[str, ...],
+    zoo: bool,
+    study_path: Path | None,
+    out_dir: Path,
+    cache: Path | None,
+    targets: tuple[str, ...],
+    seeds: int,
+    base: str,
+    source_size: int,
+    target_size: int,
+    test_size: int,
+    source_epochs: int,
+    target_epochs: int,
+    lr: float,
+    batch_size: int,
+    max_length: int,
+    device: str,
+    threads: int,
+    write_study: Path | None,
+    method: str,
+    progress: bool,
+) -> None:
+    """Measure source -> target transfer gains (the truth for `fute evaluate --truth OUT/truth.csv`).
+
+    For each target and every other dataset as source: fine-tune BASE on the source, then on TARGET-SIZE
+    target examples from that checkpoint with a fresh head; gain = target test accuracy minus the same recipe
+    on the target alone, mean and sd over the seeds. Runs are cached in --cache and reused; rows are written
+    to OUT/truth.csv as they finish, so an interrupted run resumes where it stopped.
+
+    \b
+    fute transfer --zoo --out results/transfer
+    fute transfer rt-sentiment bbc-topic rt-subjectivity --seeds 1 --out /tmp/t
+    fute transfer --zoo --out results/transfer --write-study study.toml
+    """
+    import time
+
+    from fute_kit.components import RunContext
+    from fute_kit_hf import transfer
+
+    chosen = [bool(datasets), zoo, study_path is not None]
+    if sum(chosen) != 1:
+        raise click.UsageError("name the datasets one way: NAME... (builtin sets), --zoo, or --study STUDY.toml")
+    if study_path is not None:
+        found = transfer.study_datasets(study_path)
+    else:
+        found = transfer.builtin_datasets(transfer.zoo_names() if zoo else list(datasets))
+    recipe = transfer.TransferRecipe(
+        base=base,
+        source_size=source_size or None,
+        target_size=target_size,
+        test_size=test_size,
+        source_epochs=source_epochs,
+        target_epochs=target_epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+    )
+
+    def report(line: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    how = {
+        "device": device,
+        "threads": threads or None,
+        "context": RunContext(show_progress=progress),
+        "report": report,
+    }
+    if write_study is not None:
+        runs = cache or out_dir / "runs"
+        path = transfer.write_source_study(found, write_study, recipe, cache=runs, method=method, **how)
+        click.echo(f"wrote {path}: run it with `fute run {path} --out DIR`")
+        return
+    wanted = [name.strip() for value in targets for name in value.split(",") if name.strip()]
+    truth = transfer.measure_transfer(found, out_dir, recipe, seeds=seeds, targets=wanted or None, cache=cache, **how)
+    click.echo(f"truth: {truth}\nevaluate with: fute evaluate STUDY_OUT --truth {truth}")

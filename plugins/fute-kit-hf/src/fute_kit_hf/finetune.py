@@ -54,6 +54,7 @@ def finetune_classifier(
     weight_decay: float = 0.01,
     warmup: float = 0.06,
     seed: int = 0,
+    fresh_head: bool = False,
     device: str = "auto",
     context: RunContext | None = None,
 ) -> str:
@@ -61,33 +62,22 @@ def finetune_classifier(
 
     Writes to a temporary folder beside ``out_dir`` and renames it into place, so an interrupted run never
     leaves a half-written model. An existing ``out_dir`` with the same fingerprint is returned as it is.
+    ``fresh_head``: draw a new classification head even when ``base`` is a fine-tuned classifier with the
+    same number of classes (intermediate-task transfer: keep the encoder, not the old task's head).
     """
     context = context or RunContext(show_progress=False)
-    if examples.label_kind not in ("hard", "regression"):
-        raise DataError(
-            f"fine-tuning needs hard labels or regression targets; examples {examples.name!r} have "
-            f"{examples.label_kind!r} labels"
-        )
-    examples.require_nonempty()
-    if examples.label_kind == "hard" and len(examples.label_names) < 2:
-        raise DataError(
-            f"fine-tuning needs at least two classes; examples {examples.name!r} have {examples.label_names}"
-        )
-    if epochs < 1 or batch_size < 1 or max_length < 2 or lr <= 0:
-        raise FuteError(
-            f"fine-tuning settings out of range: epochs={epochs}, batch_size={batch_size}, lr={lr}, "
-            f"max_length={max_length}"
-        )
+    settings = finetune_settings(
+        examples,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        seed=seed,
+        fresh_head=fresh_head,
+    )
     out = Path(out_dir).expanduser()
-    settings = {
-        "epochs": epochs,
-        "lr": lr,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "weight_decay": weight_decay,
-        "warmup": warmup,
-        "seed": seed,
-    }
     fingerprint = finetune_fingerprint(examples, base, settings)
     if out.exists():
         info = read_finetune_info(out)
@@ -97,25 +87,7 @@ def finetune_classifier(
         if info is None and any(out.iterdir()):
             raise FuteError(f"{out} exists and is not a folder written by finetune_classifier: choose another --out")
 
-    from fute_kit_hf.device import resolve_device
-    from fute_kit_hf.models import classify, local_or_hub
-
-    base_path = local_or_hub(base, context.cache_dir)
-    torch_device = resolve_device(device)
-    started = time.time()
-    model, tokenizer = _train(examples, base_path, settings, torch_device, context)
-    metrics: dict[str, Any] = {"train_seconds": round(time.time() - started, 1), "train_examples": len(examples)}
-    if eval_examples is not None and len(eval_examples):
-        predictions = classify(
-            model,
-            tokenizer,
-            eval_examples.unlabeled(),
-            context,
-            batch_size=64,
-            max_length=max_length,
-            where=f"fine-tuned {out.name}",
-        )
-        metrics.update(_evaluate(predictions, eval_examples))
+    model, tokenizer, metrics = _train_and_score(examples, base, eval_examples, settings, device, context, out.name)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -138,22 +110,122 @@ def finetune_classifier(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+    return str(out)
+
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "epochs": 2,
+    "lr": 2e-4,
+    "batch_size": 32,
+    "max_length": 128,
+    "weight_decay": 0.01,
+    "warmup": 0.06,
+    "seed": 0,
+    "fresh_head": False,
+}
+
+
+def finetune_and_score(
+    examples: Examples,
+    eval_examples: Examples,
+    base: str = "minilm",
+    *,
+    device: str = "auto",
+    context: RunContext | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Fine-tune like :func:`finetune_classifier` (same settings) and return only the metrics on ``eval_examples``.
+
+    Nothing is written: for runs whose model is not worth keeping (a transfer matrix's hundreds of target runs).
+    """
+    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise FuteError(f"unknown fine-tuning setting(s) {unknown}; known: {sorted(DEFAULT_SETTINGS)}")
+    context = context or RunContext(show_progress=False)
+    checked = finetune_settings(examples, **{**DEFAULT_SETTINGS, **settings})
+    eval_examples.require_nonempty()
+    _, _, metrics = _train_and_score(examples, base, eval_examples, checked, device, context, examples.name)
+    return metrics
+
+
+def finetune_settings(examples: Examples, **settings: Any) -> dict[str, Any]:
+    """The checked settings of a fine-tuning (what its fingerprint covers); refuses unusable data or values."""
+    if examples.label_kind not in ("hard", "regression"):
+        raise DataError(
+            f"fine-tuning needs hard labels or regression targets; examples {examples.name!r} have "
+            f"{examples.label_kind!r} labels"
+        )
+    examples.require_nonempty()
+    if examples.label_kind == "hard" and len(examples.label_names) < 2:
+        raise DataError(
+            f"fine-tuning needs at least two classes; examples {examples.name!r} have {examples.label_names}"
+        )
+    if settings["epochs"] < 1 or settings["batch_size"] < 1 or settings["max_length"] < 2 or settings["lr"] <= 0:
+        shown = ", ".join(f"{k}={settings[k]}" for k in ("epochs", "batch_size", "lr", "max_length"))
+        raise FuteError(f"fine-tuning settings out of range: {shown}")
+    if not settings.get("fresh_head"):
+        settings.pop("fresh_head", None)  # absent when off: fingerprints of earlier fine-tunings stay valid
+    return settings
+
+
+def _train_and_score(
+    examples: Examples,
+    base: str,
+    eval_examples: Examples | None,
+    settings: dict[str, Any],
+    device: str,
+    context: RunContext,
+    where: str,
+) -> tuple[Any, Any, dict[str, Any]]:
+    from fute_kit_hf.device import resolve_device
+    from fute_kit_hf.models import classify, local_or_hub
+
+    base_path = local_or_hub(base, context.cache_dir)
+    torch_device = resolve_device(device)
+    started = time.time()
+    model, tokenizer = _train(examples, base_path, settings, torch_device, context)
+    metrics: dict[str, Any] = {"train_seconds": round(time.time() - started, 1), "train_examples": len(examples)}
+    if eval_examples is not None and len(eval_examples):
+        predictions = classify(
+            model,
+            tokenizer,
+            eval_examples.unlabeled(),
+            context,
+            batch_size=64,
+            max_length=settings["max_length"],
+            where=f"fine-tuned {where}",
+        )
+        metrics.update(_evaluate(predictions, eval_examples))
     context.logger.info(
-        "fine-tuned %s on %d examples in %.0f s: %s",
+        "fine-tuned %s on %d examples in %.0f s (%s): %s",
         base,
         len(examples),
         metrics["train_seconds"],
+        torch_device,
         {k: v for k, v in metrics.items() if k.startswith("eval")},
     )
-    return str(out)
+    return model, tokenizer, metrics
+
+
+def macro_f1(predicted: Any, gold: Any) -> float:
+    """Unweighted mean F1 over the classes that occur in ``gold`` or ``predicted`` (as scikit-learn's)."""
+    import numpy as np
+
+    predicted, gold = np.asarray(predicted), np.asarray(gold)
+    classes = np.union1d(predicted, gold)
+    tp = np.array([np.sum((predicted == c) & (gold == c)) for c in classes], dtype=float)
+    denominators = np.array([np.sum(predicted == c) + np.sum(gold == c) for c in classes], dtype=float)
+    return float(np.mean(2 * tp / np.maximum(denominators, 1)))
 
 
 def _evaluate(predictions: Examples, gold: Examples) -> dict[str, float]:
     import numpy as np
 
     if gold.label_kind == "hard":
+        chosen = predictions.labels.argmax(axis=1)
         return {
-            "eval_accuracy": round(float(np.mean(predictions.labels.argmax(axis=1) == gold.labels)), 4),
+            "eval_accuracy": round(float(np.mean(chosen == gold.labels)), 4),
+            "eval_macro_f1": round(macro_f1(chosen, gold.labels), 4),
             "eval_examples": len(gold),
         }
     if gold.label_kind == "regression":
@@ -173,8 +245,9 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
     regression = examples.label_kind == "regression"
     names = list(examples.label_names) if not regression else ["score"]
     torch.manual_seed(settings["seed"])  # the new head's initial weights
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # "newly initialised head" is the point of fine-tuning, not a warning
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per run would drown a transfer matrix's log
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             base_path,
@@ -187,6 +260,10 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    if settings.get("fresh_head"):
+        _fresh_head(model, settings["seed"])
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     _prepare_padding(model, tokenizer)
     model.to(device).train()
@@ -224,6 +301,32 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
     for _ in bar:  # close the progress bar
         pass
     return model.eval(), tokenizer
+
+
+def _fresh_head(model: Any, seed: int) -> None:
+    """Redraw every weight outside the encoder (the classification head) as a new head is drawn.
+
+    Loading a fine-tuned classifier with the same number of classes keeps its old head; transfer wants the
+    encoder only. Linear layers get N(0, initializer_range) weights and zero biases (the BERT-family
+    initialisation), norms ones and zeros, all from ``seed``: a baseline and a transfer run with the same seed
+    start from the same head.
+    """
+    import torch
+
+    prefix = model.base_model_prefix
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if not name or name == prefix or name.startswith(prefix + "."):
+                continue
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm) and module.elementwise_affine:
+                module.weight.fill_(1.0)
+                module.bias.zero_()
 
 
 def _length_grouped_batches(lengths: list[int], batch_size: int, generator: Any) -> list[list[int]]:
