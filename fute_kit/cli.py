@@ -88,22 +88,32 @@ def plugins(as_json: bool) -> None:
             "registers": {},
             "errors": [],
         }
+
+    def row(plugin: str) -> dict[str, Any]:
+        return rows.setdefault(plugin, {"name": plugin, "registers": {}, "errors": []})
+
     for kind in KINDS:
         for spec in registry.specs(kind):
-            entry = rows.setdefault(spec.plugin, {"name": spec.plugin, "registers": {}, "errors": []})
-            entry["registers"].setdefault(kind, []).append(spec.name)
+            row(spec.plugin)["registers"].setdefault(kind, []).append(spec.name)
+
+    def reporter(plugin: str) -> dict[str, Any]:  # the report_setup hook's callback: facts such as alias targets
+        setup = row(plugin).setdefault("setup", {})
+        return {"report": lambda topic, text: setup.__setitem__(str(topic), str(text))}
+
+    registry.host.call_each("report_setup", reporter)
     for failure in registry.failures:
-        entry = rows.setdefault(failure.plugin, {"name": failure.plugin, "registers": {}, "errors": []})
-        entry["errors"].append({"stage": failure.stage, "error": failure.error})
+        row(failure.plugin)["errors"].append({"stage": failure.stage, "error": failure.error})
     if as_json:
         click.echo(json.dumps(list(rows.values()), indent=2))
         return
-    for row in rows.values():
-        version = f" {row.get('version')}" if row.get("version") else ""
-        click.secho(f"{row['name']}{version}", bold=True)
-        for kind, names in sorted(row["registers"].items()):
+    for entry in rows.values():
+        version = f" {entry.get('version')}" if entry.get("version") else ""
+        click.secho(f"{entry['name']}{version}", bold=True)
+        for kind, names in sorted(entry["registers"].items()):
             click.echo(f"  {kind}: {', '.join(names)}")
-        for error in row["errors"]:
+        for topic, text in entry.get("setup", {}).items():
+            click.echo(f"  {topic}: {text}")
+        for error in entry["errors"]:
             click.secho(f"  FAILED ({error['stage']}): {error['error']}", fg="red")
 
 

