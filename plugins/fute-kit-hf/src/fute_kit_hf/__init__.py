@@ -45,9 +45,10 @@ def adapt_model(obj: Any) -> Any:
 @hookimpl
 def register_commands(cli: Any) -> None:
     # click is light; the command imports torch only when it runs.
-    from fute_kit_hf.cli import finetune_command
+    from fute_kit_hf.cli import finetune_command, transfer_command
 
     cli.add_command(finetune_command)
+    cli.add_command(transfer_command)
 
 
 @hookimpl
