@@ -221,4 +221,4 @@ def transfer_command(
         return
     wanted = [name.strip() for value in targets for name in value.split(",") if name.strip()]
     truth = transfer.measure_transfer(found, out_dir, recipe, seeds=seeds, targets=wanted or None, cache=cache, **how)
-    click.echo(f"truth: {truth}\nevaluate with: fute evaluate STUDY_OUT --truth {truth}")
+    click.echo(f"truth: {truth}\nevaluate a study with: fute evaluate --out STUDY_OUT --truth {truth}")

@@ -134,9 +134,8 @@ def zoo_names() -> list[str]:
     from fute_kit_hf import datasets
 
     zoo = getattr(datasets, "builtin_zoo", None)
-    if zoo is not None:
-        listed = zoo()
-        return list(listed) if not isinstance(listed, dict) else list(listed.keys())
+    if zoo is not None:  # a list of names, a name -> group mapping, or (name, group) rows
+        return [item if isinstance(item, str) else getattr(item, "name", None) or item[0] for item in zoo()]
     return [n for n in datasets.builtin_index() if not n.startswith(datasets.UNLABELED)]
 
 
