@@ -157,3 +157,16 @@ def test_source_study_loads_as_a_study(tiny_model_dir: Any, tmp_path: Path) -> N
     # the measurement starts from the very checkpoints the study embeds
     measured = _transfer(tmp_path / "out", base).output.splitlines()
     assert sum("source checkpoint" in line and "reused" in line for line in measured) == 3
+
+
+def test_datasets_of_a_study(tiny_model_dir: Any, tmp_path: Path) -> None:
+    from fute_kit.cli import cli
+
+    study = tmp_path / "study.toml"
+    entries = "".join(f'\n[[datasets]]\nname = "{name}"\nsource = "builtin"\n' for name in ZOO[:2])
+    study.write_text('[space]\nsurrogate = "minilm"\nmethod = "textemb"\n' + entries)
+    args = ["transfer", "--study", str(study), "--out", str(tmp_path / "out"), "--base", tiny_model_dir("bert")]
+    result = CliRunner().invoke(cli, [*args, *TINY])
+    assert result.exit_code == 0, result.output
+    truth = _read_truth(tmp_path / "out" / "truth.csv")
+    assert {t: set(c) for t, c in truth.items()} == {ZOO[0]: {ZOO[1]}, ZOO[1]: {ZOO[0]}}
