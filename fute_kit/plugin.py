@@ -32,7 +32,7 @@ from fute_kit.examples import Examples
 from fute_kit.hookspecs import hookimpl
 from fute_kit.options import option, options_of
 from fute_kit.pipeline import StudyResult, run_study
-from fute_kit.progress import progress, progress_enabled
+from fute_kit.progress import progress, progress_bar, progress_enabled
 from fute_kit.prompts import CALIBRATION_HELP, Calibration, calibrate, calibrate_and_record
 from fute_kit.registry import get_registry
 from fute_kit.selection import Study, open_study
@@ -92,6 +92,7 @@ __all__ = [
     "parse_config",
     "parse_settings",
     "progress",
+    "progress_bar",
     "progress_enabled",
     "read_truth",
     "run_study",

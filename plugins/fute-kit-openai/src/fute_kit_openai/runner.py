@@ -34,7 +34,7 @@ def _check_inputs(model: OpenAIModel, inputs: Examples) -> None:
 
 def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> Examples:
     """Soft labels of the inputs; every answer is cached as it arrives, accounting is always recorded."""
-    from fute_kit.progress import progress_enabled
+    from fute_kit.plugin import progress_bar
     from fute_kit_openai.source import run_coroutine
 
     _check_inputs(model, inputs)
@@ -69,15 +69,8 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
             tokens_per_minute=model.tokens_per_minute,
         )
         check = model.check_answer(url)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=len(missing),
-            desc=f"openai {model.model}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=not progress_enabled(context.show_progress) or not missing,
-        )
+        # A bar on a terminal, plain lines at an interval on a file or a pipe.
+        bar = progress_bar(len(missing), f"openai {model.model}", context.show_progress and bool(missing))
 
         def on_answer(key: str, body: Any, answer: dict[str, Any]) -> None:
             cache.put(key, url, body, answer)  # committed now: a paid answer is never lost
