@@ -133,9 +133,11 @@ def test_refusals_come_before_any_finetuning(tiny_model_dir: Any, tmp_path: Path
         measure_transfer(datasets[:1], tmp_path / "b", TransferRecipe(base=base))
     with pytest.raises(FuteError, match="does not exist"):
         measure_transfer(datasets, tmp_path / "c", TransferRecipe(base=str(tmp_path / "missing" / "model")))
+    with pytest.raises(DataError, match="800 training examples, fewer than the target size 5000"):
+        measure_transfer(datasets, tmp_path / "e", TransferRecipe(base=base, target_size=5000))
     with pytest.raises(FuteError, match="target_size=1"):
         TransferRecipe(target_size=1)
-    assert not (tmp_path / "a" / "runs").exists() and not (tmp_path / "c" / "runs").exists()
+    assert not any((tmp_path / x / "runs").exists() for x in "ace")
     from fute_kit.cli import cli
 
     both = CliRunner().invoke(cli, ["transfer", "rt-sentiment", "--zoo", "--out", str(tmp_path / "d")])

@@ -183,11 +183,12 @@ def _load_all(
                 f"dataset {dataset.name!r}: train classes {list(train.label_names)} differ from test classes "
                 f"{list(test.label_names)}"
             )
-        notes = [
-            f"{dataset.name}: {split} has {len(examples)} examples, fewer than {size}: all are used"
-            for split, examples, size in (("train", train, recipe.target_size), ("test", test, recipe.test_size))
-            if len(examples) < size
-        ]
+        notes = [f"{dataset.name}: test {len(test)}"] if len(test) < recipe.test_size else []
+        if len(train) < recipe.target_size:
+            raise DataError(
+                f"dataset {dataset.name!r} has {len(train)} training examples, fewer than the target size "
+                f"{recipe.target_size}: lower --target-size or leave the dataset out"
+            )
         loaded[dataset.name] = _Loaded(
             source_train=train.sample(recipe.source_size, recipe.source_seed),
             target_trains={seed: train.sample(recipe.target_size, seed) for seed in seeds},
@@ -277,8 +278,9 @@ def measure_transfer(
     chosen_device = resolve_device(device)
     _set_threads(threads)
     loaded = _load_all(datasets, recipe, seed_list, context)
-    for note in (n for item in loaded.values() for n in item.notes):
-        report(note)
+    small = [n for item in loaded.values() for n in item.notes]
+    if small:
+        report(f"test splits smaller than --test-size {recipe.test_size} are used whole: {', '.join(small)}")
     store = _RunStore(runs, recipe, device, context)
     sources_needed = sorted({s for t in targets for s in names if s != t})
     clock = _Clock(report, len(sources_needed), len(targets) * len(names) * len(seed_list))
