@@ -92,7 +92,7 @@ def test_killed_while_labelling_a_rerun_asks_only_for_the_missing_answers(fault_
     while fault_proxy.forwarded < fault_proxy.received and time.monotonic() < deadline:
         time.sleep(0.05)
     answered = cached_requests(tmp_path)
-    assert 3 <= len(answered) < len(TEXTS), "the kill did not land while labelling"
+    assert 0 < len(answered) < len(TEXTS), "the kill did not land while labelling"
     assert set(map(canonical, fault_proxy.bodies)) >= answered
     first = len(fault_proxy.bodies)
 
