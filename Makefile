@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: install
-	for script in bench/taskemb_fisher.py bench/tupate_step.py bench/openai_throughput.py bench/ray_executor.py bench/demo_time.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/taskemb_fisher.py bench/tupate_step.py bench/openai_throughput.py bench/ray_executor.py bench/demo_time.py bench/study_load.py; do $(BIN)/python $$script || exit 1; done
 	$(BIN)/python bench/collect.py
 
 clean:

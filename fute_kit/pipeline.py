@@ -6,6 +6,7 @@ output folder. A job whose embedding is already stored returns at once: a rerun 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -37,13 +38,20 @@ VERSIONED_PACKAGES = ("fute-kit", "numpy", "torch", "transformers", "peft", "ope
 
 
 def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
-    versions = {}
+    return dict(_installed_versions(tuple(extra)))
+
+
+@functools.cache
+def _installed_versions(extra: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Once per process: importlib.metadata parses each package's METADATA on every call (for 6 packages per job,
+    # more CPU than the embedding itself in bench/study_load.py's 500-subject study).
+    versions = []
     for name in (*VERSIONED_PACKAGES, *extra):
         try:
-            versions[name] = importlib.metadata.version(name)
+            versions.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions)
 
 
 def model_fingerprint(ref: SourceRef, unlabeled_fingerprint: str) -> str:

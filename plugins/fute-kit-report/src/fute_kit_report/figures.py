@@ -18,6 +18,9 @@ DATASET_COLOR = "#2563eb"
 MODEL_COLOR = "#ea580c"
 # One colour per LLM for its prompts (models named LLM/PROMPT).
 PROMPT_COLORS = ("#16a34a", "#9333ea", "#db2777", "#0891b2", "#ca8a04", "#4b5563", "#65a30d", "#7c3aed")
+# Above this many embeddings the heatmap's names overlap (and drawing 2n tick labels took most of a 500-subject
+# report's time): it shows each row's kind as a coloured strip instead; the report's rankings table names them.
+NAMED_HEATMAP_MAX = 60
 
 
 # -- maths --------------------------------------------------------------------------------------
@@ -198,12 +201,15 @@ def heatmap_png(labels: Sequence[str], values: np.ndarray, metric: str = "") -> 
     image = axes.imshow(ordered, cmap="viridis", interpolation="nearest")
     colorbar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.03)
     colorbar.set_label(f"similarity ({metric})" if metric else "similarity")
-    fontsize = 9 if n <= 25 else 7 if n <= 60 else 5
-    axes.set_xticks(range(n), [_short(x) for x in names], rotation=60, ha="right", fontsize=fontsize)
-    axes.set_yticks(range(n), [_short(x) for x in names], fontsize=fontsize)
-    for ticks in (axes.get_xticklabels(), axes.get_yticklabels()):
-        for tick, color in zip(ticks, colors_for(names), strict=True):
-            tick.set_color(color)
+    if n > NAMED_HEATMAP_MAX:
+        _kind_strips(axes, names)
+    else:
+        fontsize = 9 if n <= 25 else 7
+        axes.set_xticks(range(n), [_short(x) for x in names], rotation=60, ha="right", fontsize=fontsize)
+        axes.set_yticks(range(n), [_short(x) for x in names], fontsize=fontsize)
+        for ticks in (axes.get_xticklabels(), axes.get_yticklabels()):
+            for tick, color in zip(ticks, colors_for(names), strict=True):
+                tick.set_color(color)
     if n <= 14:
         low, high = float(np.min(ordered)), float(np.max(ordered))
         middle = (low + high) / 2
@@ -211,8 +217,26 @@ def heatmap_png(labels: Sequence[str], values: np.ndarray, metric: str = "") -> 
             for j in range(n):
                 color = "black" if ordered[i, j] > middle else "white"
                 axes.text(j, i, f"{ordered[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color)
-    axes.set_title("Similarity (rows and columns in average-linkage clustering order)", fontsize=11)
+    title = "Similarity (rows and columns in average-linkage clustering order)"
+    if n > NAMED_HEATMAP_MAX:
+        title += f"\n{n} embeddings: strips show each one's kind; the Rankings table names each one's closest"
+    axes.set_title(title, fontsize=11)
     return _png(figure)
+
+
+def _kind_strips(axes: Any, names: Sequence[str]) -> None:
+    """Left and top strips in each row's kind colour, in place of tick labels too dense to read."""
+    from matplotlib.colors import to_rgb
+
+    n = len(names)
+    strip = np.array([to_rgb(color) for color in colors_for(names)])
+    width = max(1.0, n / 50)
+    axes.imshow(strip[:, None, :], extent=(-0.5 - width, -0.5, n - 0.5, -0.5))
+    axes.imshow(strip[None, :, :], extent=(-0.5, n - 0.5, -0.5, -0.5 - width))
+    axes.set_xlim(-0.5 - width, n - 0.5)
+    axes.set_ylim(n - 0.5, -0.5 - width)
+    axes.set_xticks([])
+    axes.set_yticks([])
 
 
 def map_png(labels: Sequence[str], coords: np.ndarray, axis_titles: tuple[str, str], note: str = "") -> bytes:
@@ -224,9 +248,11 @@ def map_png(labels: Sequence[str], coords: np.ndarray, axis_titles: tuple[str, s
     axes = figure.add_subplot()
     colors = colors_for(labels)
     markers = {"dataset": "o", "model": "^", "prompt": "D"}
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, label in enumerate(labels):
-        kind = kind_of(label)
-        axes.scatter(coords[i, 0], coords[i, 1], s=70, c=colors[i], marker=markers.get(kind, "o"),
+        groups.setdefault((colors[i], markers.get(kind_of(label), "o")), []).append(i)
+    for (color, marker), members in groups.items():  # one collection per colour and marker, not one per point
+        axes.scatter(coords[members, 0], coords[members, 1], s=70, c=color, marker=marker,
                      edgecolors="white", linewidths=0.8, zorder=3)  # fmt: skip
     for i in _labelled_points(coords) if len(labels) <= 80 else []:
         axes.annotate(_short(labels[i], 24), (coords[i, 0], coords[i, 1]), textcoords="offset points",

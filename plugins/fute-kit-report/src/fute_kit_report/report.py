@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 
 from fute_kit.plugin import DataError, Study, StudyFolder, atomic_write_bytes, atomic_write_text, open_study
-from fute_kit_report.figures import MapMethod, kind_of
+from fute_kit_report.figures import NAMED_HEATMAP_MAX, MapMethod, kind_of
 
 TOP = 5
 
@@ -381,7 +381,8 @@ def render_html(
         body.append("<h2>Evaluation against measured truth</h2>" + _evaluation_section(evaluation, pngs))
     if "similarity_heatmap" in pngs:
         caption = (
-            f"{metric_text} similarity; tick labels coloured by kind (datasets blue, models orange, prompts green)"
+            f"{metric_text} similarity; tick labels coloured by kind (datasets blue, models orange, prompts green); "
+            f"above {NAMED_HEATMAP_MAX} embeddings, strips in those colours instead of names (see Rankings)"
         )
         body.append("<h2>Similarities</h2>" + _img("similarity_heatmap", pngs["similarity_heatmap"], caption))
     if "embedding_map" in pngs:
