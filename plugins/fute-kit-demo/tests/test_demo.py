@@ -56,6 +56,8 @@ def test_miniature_demo_runs_and_reruns_from_the_store(tmp_path: Path) -> None:
     evaluation = json.loads((plan.out_dir / "evaluation.json").read_text())
     assert evaluation  # prompts ranked against their measured accuracy
     assert (plan.out_dir / "prompt-accuracy.csv").read_text().count("smollm2/") == 6
+    accuracies = json.loads((plan.out_dir / "prompt-accuracy.json").read_text())["accuracies"]
+    assert len(accuracies) == 6 and all(0 <= row["accuracy"] <= 1 for row in accuracies)
     lines.clear()
     run_demo(plan, echo=lines.append, show_progress=False)
     again = json.loads((plan.out_dir / "study.json").read_text())

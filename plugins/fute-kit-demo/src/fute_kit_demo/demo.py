@@ -131,7 +131,10 @@ def measure_prompts(plan: DemoPlan, config: Any, echo: Callable[[str], None]) ->
         for _, model, accuracy in measured:
             echo(f"  {model:<40} accuracy on {dataset} test: {accuracy:.2f}")
     write_truth(rows, truth)
-    atomic_write_text(stamp, json.dumps({"key": key}))
+    # The accuracies again, with what they were measured on; "key" lets a rerun of the same study reuse them.
+    measured_on = {"split": "test", "limit": plan.test_limit, "key": key}
+    accuracies = [{"dataset": d, "model": m, "accuracy": round(a, 4)} for d, m, a in rows]
+    atomic_write_text(stamp, json.dumps({**measured_on, "accuracies": accuracies}, indent=2))
     return truth
 
 
