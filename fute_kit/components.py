@@ -78,7 +78,10 @@ class Method(Protocol):
 
     ``default_metric`` is the metric (name, options) its embeddings are compared with unless the
     user chooses one. A method whose metric depends on its options may also define a classmethod
-    ``metric_for(options) -> (name, options)``, which then takes precedence.
+    ``metric_for(options) -> (name, options)``, which then takes precedence. Before any job starts
+    (``fute_kit.preflight``), a method's optional ``check_surrogate(surrogate) -> str | None`` says why a
+    surrogate cannot be used (without loading it), and an optional ``min_examples`` (int, default 2) how
+    many examples a dataset or U needs.
     """
 
     default_metric: ClassVar[tuple[str, dict[str, Any]]]
