@@ -11,11 +11,11 @@ import torch
 
 from fute_kit.examples import Examples
 from fute_kit_hf.targets import Targets, make_targets
+from fute_kit_hf.training import FineTuned, Settings, train
 from fute_kit_taskemb.fisher import fisher_pass, per_example_fisher
-from fute_kit_taskemb.training import TrainSettings, train_surrogate
 
 FAMILIES = ("bert", "t5", "gpt2", "llama")
-SETTINGS = TrainSettings(
+SETTINGS = Settings(
     epochs=2,
     learning_rate=1e-3,
     batch_size=4,
@@ -46,7 +46,8 @@ def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, Examples], tup
             surrogate = load_surrogate(tiny_model_dir(family), "cpu")
             tokenized = surrogate.tokenize(examples, 64)
             targets = make_targets(examples, "ce", surrogate.device)
-            result = train_surrogate(surrogate, tokenized, targets, SETTINGS)
+            result = FineTuned.start(surrogate, targets.num_outputs, SETTINGS.seed)
+            train(surrogate, result, tokenized, targets, SETTINGS)
             cache[key] = (surrogate, result.model, result.head, tokenized, targets)
         return cache[key]
 

@@ -33,8 +33,8 @@ def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, str], dict[str
     """Factory: (family, variant) → the surrogate, the tuned copy before/after training and the head."""
     from fute_kit_hf.surrogate import load_surrogate, make_head
     from fute_kit_hf.targets import make_targets
-    from fute_kit_tupate.training import Settings, train
-    from fute_kit_tupate.tuners import setup_variant
+    from fute_kit_hf.training import Settings, train
+    from fute_kit_tupate.tuners import TunedWithHead, setup_variant
 
     cache: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -50,7 +50,6 @@ def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, str], dict[str
         settings = Settings(
             epochs=2,
             learning_rate=1e-2,
-            head_learning_rate=1e-2,
             batch_size=8,
             warmup_fraction=0.0,
             weight_decay=0.0,
@@ -60,7 +59,8 @@ def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, str], dict[str
             seed=0,
         )
         tokenized = surrogate.tokenize(examples, 32)
-        details = train(surrogate, tuned, head, tokenized, make_targets(examples, "ce", "cpu"), settings)
+        trainable = TunedWithHead(tuned, head, head_learning_rate=1e-2)
+        details = train(surrogate, trainable, tokenized, make_targets(examples, "ce", "cpu"), settings)
         cache[family, variant] = {
             "surrogate": surrogate,
             "tuned": tuned,
@@ -223,8 +223,8 @@ def test_prefix_embedding_averages_layers(trained: Callable[[str, str], dict[str
 def test_the_frozen_surrogate_runs_dropout_only_when_asked(tiny_model_dir: Callable[..., str], dropout: bool) -> None:
     from fute_kit_hf.surrogate import load_surrogate, make_head
     from fute_kit_hf.targets import make_targets
-    from fute_kit_tupate.training import Settings, train
-    from fute_kit_tupate.tuners import setup_variant
+    from fute_kit_hf.training import Settings, train
+    from fute_kit_tupate.tuners import TunedWithHead, setup_variant
 
     surrogate = load_surrogate(tiny_model_dir("bert"), "cpu")
     examples = toy_examples(8)
@@ -233,11 +233,10 @@ def test_the_frozen_surrogate_runs_dropout_only_when_asked(tiny_model_dir: Calla
     dropouts = [m for m in tuned.model.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts
     hooks = [m.register_forward_hook(lambda module, _i, _o: seen.append(module.training)) for m in dropouts]
-    settings = Settings(1, 1e-2, 1e-2, 4, 0.0, 0.0, 1.0, 0.0, 1, 0, dropout=dropout)
+    settings = Settings(1, 1e-2, 4, 0.0, 0.0, 1.0, 0.0, 1, 0, dropout=dropout)
     train(
         surrogate,
-        tuned,
-        make_head(surrogate.hidden_size, 2, 0),
+        TunedWithHead(tuned, make_head(surrogate.hidden_size, 2, 0), head_learning_rate=1e-2),
         surrogate.tokenize(examples, 16),
         make_targets(examples, "ce", "cpu"),
         settings,

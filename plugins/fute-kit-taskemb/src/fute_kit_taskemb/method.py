@@ -99,7 +99,7 @@ class TaskEmb:
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         from fute_kit_hf.surrogate import load_surrogate
         from fute_kit_hf.targets import NULL_TASK_WARNING, is_null_task, learning_warnings, majority_rate, make_targets
-        from fute_kit_taskemb.training import TrainSettings
+        from fute_kit_hf.training import Settings
 
         started = time.perf_counter()
         checked = make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
@@ -108,7 +108,7 @@ class TaskEmb:
         model = load_surrogate(surrogate, self.device)
         targets = make_targets(examples, self.soft_loss, model.device)
         tokenized = model.tokenize(examples, self.max_length)
-        settings = TrainSettings(
+        settings = Settings(
             epochs=self.epochs,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
@@ -119,6 +119,8 @@ class TaskEmb:
             patience=self.patience,
             seed=self.seed,
             head_init=self.head_init,
+            head_fit_batch_size=self.batch_size * 2,
+            label="taskemb",
         )
         progress = context.progress if context.show_progress else None
         train_details, fisher = self._fisher(model, tokenized, targets, settings, progress)
@@ -173,10 +175,11 @@ class TaskEmb:
 
     def _fisher(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> tuple[dict, Any]:
         """Step 1 (train a copy of the surrogate and a head) and step 2 (the Fisher pass) on these targets."""
+        from fute_kit_hf.training import FineTuned, train
         from fute_kit_taskemb.fisher import fisher_pass
-        from fute_kit_taskemb.training import train_surrogate
 
-        trained = train_surrogate(model, tokenized, targets, settings, progress)
+        trained = FineTuned.start(model, targets.num_outputs, settings.seed)
+        train_details = train(model, trained, tokenized, targets, settings, progress)
         fisher = fisher_pass(
             model,
             trained.model,
@@ -190,7 +193,7 @@ class TaskEmb:
             seed=self.seed,
             progress=progress,
         )
-        return trained.details, fisher  # the fine-tuned copy is dropped here, before the next job
+        return train_details, fisher  # the fine-tuned copy is dropped here, before the next job
 
     def _contrast(
         self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any, task: np.ndarray

@@ -166,7 +166,8 @@ class TuPaTE:
         import torch
 
         from fute_kit_hf.surrogate import load_surrogate, make_head
-        from fute_kit_tupate.training import Settings, train
+        from fute_kit_hf.training import Settings, train
+        from fute_kit_tupate.tuners import TunedWithHead
 
         started = time.perf_counter()
         _targets(examples, "cpu", self.soft_loss)  # bad labels fail before the model loads
@@ -191,7 +192,6 @@ class TuPaTE:
         settings = Settings(
             epochs=self.epochs,
             learning_rate=self.effective_learning_rate,
-            head_learning_rate=self.head_learning_rate,
             batch_size=self.batch_size,
             warmup_fraction=self.warmup_fraction,
             weight_decay=self.weight_decay,
@@ -199,11 +199,16 @@ class TuPaTE:
             early_stopping_fraction=self.early_stopping_fraction,
             patience=self.patience,
             seed=self.seed,
-            dropout=self.dropout,
             head_init=self.head_init,
+            dropout=self.dropout,
+            probe_size=256,
+            final_pass=True,
+            label="tupate",
         )
         progress = context.progress if context.show_progress else None
-        train_details = train(model, tuned, head, tokenized, targets, settings, progress)
+        train_details = train(
+            model, TunedWithHead(tuned, head, self.head_learning_rate), tokenized, targets, settings, progress
+        )
         array = tuned.embedding(self.output)
         if self.contrast == "prior":
             array = array - self._null_embedding(model, tokenized, targets, settings, progress)
@@ -255,12 +260,13 @@ class TuPaTE:
         """Parameters tuned from the same start on the null task (the same texts labelled with their prior)."""
         from fute_kit_hf.surrogate import make_head
         from fute_kit_hf.targets import prior_targets
-        from fute_kit_tupate.training import train
+        from fute_kit_hf.training import train
+        from fute_kit_tupate.tuners import TunedWithHead
 
         null = prior_targets(targets)
         tuned = self._setup(model)
         head = make_head(model.hidden_size, null.num_outputs, self.seed, model.device)
-        train(model, tuned, head, tokenized, null, settings, progress)
+        train(model, TunedWithHead(tuned, head, self.head_learning_rate), tokenized, null, settings, progress)
         return tuned.embedding(self.output)
 
     def _max_length(self, model: Any) -> int:

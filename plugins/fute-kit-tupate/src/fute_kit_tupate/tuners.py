@@ -81,6 +81,41 @@ class Tuned:
             return array.float().cpu().numpy().astype(np.float32)
 
 
+@attrs.define(eq=False)
+class TunedWithHead:
+    """The tuned parameters and the head, as ``fute_kit_hf.training`` trains them (the model copy stays frozen).
+
+    AdamW groups as the reference schedule: weight decay on the tuned parameters and the head's weight, the
+    head at its own learning rate.
+    """
+
+    tuned: Tuned
+    head: torch.nn.Linear
+    head_learning_rate: float
+
+    @property
+    def model(self) -> Any:
+        return self.tuned.model
+
+    def pooled(self, surrogate: Surrogate, batch: Batch) -> torch.Tensor:
+        return self.tuned.pooled(surrogate, batch)
+
+    def param_groups(self, settings: Any) -> list[dict[str, Any]]:
+        tuned = list(self.tuned.params.values())
+        return [
+            {"params": tuned, "lr": settings.learning_rate, "weight_decay": settings.weight_decay},
+            {"params": [self.head.weight], "lr": self.head_learning_rate, "weight_decay": settings.weight_decay},
+            {"params": [self.head.bias], "lr": self.head_learning_rate, "weight_decay": 0.0},
+        ]
+
+    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return self.tuned.snapshot(), {k: v.clone() for k, v in self.head.state_dict().items()}
+
+    def restore(self, state: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]) -> None:
+        self.tuned.restore(state[0])
+        self.head.load_state_dict(state[1])
+
+
 def _random_token_ids(surrogate: Surrogate, length: int, generator: torch.Generator) -> torch.Tensor:
     vocab = min(len(surrogate.tokenizer), surrogate.backbone.get_input_embeddings().num_embeddings)
     return torch.randint(0, vocab, (1, length), generator=generator)

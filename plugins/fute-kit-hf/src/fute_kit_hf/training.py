@@ -1,0 +1,300 @@
+"""The training loop every method shares: a head (and what the method tunes) on labelled examples.
+
+A method says *what* learns through a :class:`Trainable` (taskemb: a whole copy of the surrogate,
+:class:`FineTuned`; tupate: the tuned parameters of a frozen copy); this module says *how*: AdamW,
+a linear schedule with warm-up, gradient clipping, optional early stopping on a held-out split (the
+best epoch's state is kept) and an optional linear-probe start for the head (:mod:`fute_kit_hf.probe`).
+
+Everything that is not data is fixed by the space's seed: the head's initial weights (from the seed
+and the number of outputs, :func:`fute_kit_hf.surrogate.make_head`), the data order (a permutation per
+(seed, epoch)) and dropout (the global torch RNG is seeded inside ``torch.random.fork_rng``, so the
+caller's RNG state is left as it was). Losses are reported as the excess over the targets' own
+entropy, so soft labels can reach 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import numpy as np
+
+from fute_kit_hf.targets import Targets, per_example_loss, split_for_early_stopping, target_entropy
+
+if TYPE_CHECKING:
+    import torch
+
+    from fute_kit_hf.surrogate import Batch, Surrogate, Tokenized
+
+
+@attrs.frozen
+class Settings:
+    """How to train; a method fills it from its options."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    warmup_fraction: float
+    weight_decay: float
+    max_grad_norm: float
+    early_stopping_fraction: float
+    patience: int
+    seed: int
+    head_init: str = "random"  # or "probe": fitted on frozen features first (fute_kit_hf.probe)
+    dropout: bool = True  # the model's dropout while training (evaluation passes never use it)
+    probe_size: int = 64  # training examples whose loss before/after training is reported
+    head_fit_batch_size: int | None = None  # batch size of the probe head's feature pass (None: batch_size)
+    final_pass: bool = False  # measure loss and agreement on every example after training
+    label: str = "surrogate"  # the progress bar's name
+
+
+class Trainable(Protocol):
+    """What the loop trains: a model (whose train/eval mode it switches), a head, the parameters that learn."""
+
+    @property
+    def model(self) -> Any: ...
+
+    @property
+    def head(self) -> Any: ...
+
+    def pooled(self, surrogate: Surrogate, batch: Batch) -> torch.Tensor:
+        """The (batch, hidden) features the head reads."""
+        ...
+
+    def param_groups(self, settings: Settings) -> list[dict[str, Any]]:
+        """AdamW's parameter groups (with their learning rates and weight decays); clipping follows their order."""
+        ...
+
+    def snapshot(self) -> Any:
+        """A copy of the learning state (to keep the best epoch)."""
+        ...
+
+    def restore(self, state: Any) -> None: ...
+
+
+@attrs.define(eq=False)
+class FineTuned:
+    """A trainable copy of the surrogate and a fresh head: every weight learns (full fine-tuning)."""
+
+    model: Any
+    head: Any
+
+    @classmethod
+    def start(cls, surrogate: Surrogate, num_outputs: int, seed: int) -> FineTuned:
+        from fute_kit_hf.surrogate import make_head
+
+        return cls(surrogate.trainable_copy(), make_head(surrogate.hidden_size, num_outputs, seed, surrogate.device))
+
+    def pooled(self, surrogate: Surrogate, batch: Batch) -> torch.Tensor:
+        return surrogate.forward_features(self.model, batch, output_hidden_states=False).pooled
+
+    def param_groups(self, settings: Settings) -> list[dict[str, Any]]:
+        """One learning rate; weight decay on weight matrices only (not on biases and norms)."""
+        decay, no_decay = [], []
+        for module in (self.model, self.head):
+            for param in module.parameters():
+                (decay if param.ndim >= 2 else no_decay).append(param)
+        return [
+            {"params": decay, "lr": settings.learning_rate, "weight_decay": settings.weight_decay},
+            {"params": no_decay, "lr": settings.learning_rate, "weight_decay": 0.0},
+        ]
+
+    def snapshot(self) -> Any:
+        return {"model": copy.deepcopy(self.model.state_dict()), "head": copy.deepcopy(self.head.state_dict())}
+
+    def restore(self, state: Any) -> None:
+        self.model.load_state_dict(state["model"])
+        self.head.load_state_dict(state["head"])
+
+
+@attrs.frozen
+class FitQuality:
+    """How well the head fits some examples: mean excess loss, and agreement for class labels."""
+
+    loss: float
+    agreement: float | None  # share of examples whose argmax matches the label's class (None: regression)
+
+
+def evaluate(
+    surrogate: Surrogate,
+    trainable: Trainable,
+    tokenized: Tokenized,
+    targets: Targets,
+    positions: np.ndarray,
+    batch_size: int,
+) -> FitQuality:
+    """Eval-mode (no dropout) mean excess loss and agreement on the examples at ``positions``, no gradients."""
+    import torch
+
+    model, head = trainable.model, trainable.head
+    was_training = model.training
+    model.eval()
+    head.eval()
+    total, agree, count = 0.0, 0, 0
+    classes = targets.classes()
+    with torch.inference_mode():
+        for batch in surrogate.batches(tokenized.select(positions), batch_size, order="length"):
+            rows = positions[batch.indices]
+            target = targets.take(rows)
+            logits = head(trainable.pooled(surrogate, batch))
+            excess = per_example_loss(logits, target, targets.loss) - target_entropy(target, targets.loss)
+            total += float(excess.double().sum())
+            count += batch.size
+            if classes is not None:
+                wanted = classes[torch.as_tensor(rows, device=classes.device)]
+                agree += int((logits.argmax(dim=-1) == wanted).sum())
+    model.train(was_training)
+    head.train(was_training)
+    agreement = round(agree / max(1, count), 6) if classes is not None else None
+    return FitQuality(total / max(1, count), agreement)
+
+
+@attrs.define(eq=False)
+class _Progress:
+    """What the epochs did: per-step losses, held-out losses, the best epoch's state."""
+
+    step_losses: list[float] = attrs.field(factory=list)
+    held_losses: list[float] = attrs.field(factory=list)
+    best_state: Any = None
+    best_epoch: int | None = None
+    epochs_run: int = 0
+
+
+def train(
+    surrogate: Surrogate,
+    trainable: Trainable,
+    tokenized: Tokenized,
+    targets: Targets,
+    settings: Settings,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Train ``trainable`` in place (the best epoch's state when stopping early); return what training did."""
+    started = time.perf_counter()
+    train_pos, held_pos = split_for_early_stopping(len(tokenized), settings.early_stopping_fraction, settings.seed)
+    probe = train_pos[: settings.probe_size]
+    before = evaluate(surrogate, trainable, tokenized, targets, probe, settings.batch_size)
+    probe_details: dict[str, Any] = {}
+    if settings.head_init == "probe":
+        from fute_kit_hf.probe import fit_probe_head
+
+        trainable.model.eval()
+        probe_details = fit_probe_head(
+            surrogate,
+            trainable.head,
+            tokenized,
+            targets,
+            train_pos,
+            settings.head_fit_batch_size or settings.batch_size,
+            lambda batch: trainable.pooled(surrogate, batch),
+        )
+    run = _run_epochs(surrogate, trainable, tokenized, targets, settings, train_pos, held_pos, progress)
+    if run.best_state is not None:
+        trainable.restore(run.best_state)
+    after = evaluate(surrogate, trainable, tokenized, targets, probe, settings.batch_size)
+    final = None
+    if settings.final_pass:
+        everything = np.arange(len(tokenized))
+        final = evaluate(surrogate, trainable, tokenized, targets, everything, settings.batch_size)
+    steps = run.step_losses
+    window = max(1, min(5, len(steps) // 4))
+    details: dict[str, Any] = {
+        "head_init": settings.head_init,
+        **probe_details,
+        "train_examples": len(train_pos),
+        "held_out_examples": len(held_pos),
+        "epochs_run": run.epochs_run,
+        "steps": len(steps),
+        "loss": targets.loss,
+        "train_loss_first": round(float(np.mean(steps[:window])), 6) if steps else None,
+        "train_loss_last": round(float(np.mean(steps[-window:])), 6) if steps else None,
+        "probe_loss_before": round(before.loss, 6),
+        "probe_loss_after": round(after.loss, 6),
+        "probe_examples": len(probe),
+        **({"final_loss": round(final.loss, 6)} if final is not None else {}),
+        "train_seconds": round(time.perf_counter() - started, 3),
+    }
+    if final is not None and final.agreement is not None:
+        details["agreement_before"] = before.agreement
+        details["agreement"] = final.agreement
+    if run.held_losses:
+        details["held_out_losses"] = [round(v, 6) for v in run.held_losses]
+        details["best_epoch"] = run.best_epoch
+    return details
+
+
+def _run_epochs(
+    surrogate: Surrogate,
+    trainable: Trainable,
+    tokenized: Tokenized,
+    targets: Targets,
+    settings: Settings,
+    train_pos: np.ndarray,
+    held_pos: np.ndarray,
+    progress: Any,
+) -> _Progress:
+    """The epochs of AdamW steps, each followed by the held-out check when early stopping."""
+    import torch
+
+    groups = trainable.param_groups(settings)
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    clipped = [p for group in groups for p in group["params"]]
+    steps_per_epoch = math.ceil(len(train_pos) / settings.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_linear(settings, steps_per_epoch))
+    train_tok = tokenized.select(train_pos)
+    run = _Progress()
+    best_held, bad_epochs = math.inf, 0
+    trainable.model.train(settings.dropout)
+    trainable.head.train()
+    with torch.random.fork_rng(devices=_rng_devices(surrogate.device)):
+        torch.manual_seed(settings.seed)  # dropout masks: fixed by the space's seed
+        for epoch in range(settings.epochs):
+            batches = surrogate.batches(
+                train_tok, settings.batch_size, order="shuffle", seed=settings.seed, epoch=epoch
+            )
+            if progress is not None:
+                desc = f"{settings.label} train {epoch + 1}/{settings.epochs}"
+                batches = progress(batches, total=steps_per_epoch, desc=desc)
+            for batch in batches:
+                target = targets.take(train_pos[batch.indices])
+                logits = trainable.head(trainable.pooled(surrogate, batch))
+                loss = per_example_loss(logits, target, targets.loss).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(clipped, settings.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                run.step_losses.append(float(loss.detach() - target_entropy(target, targets.loss).mean()))
+            run.epochs_run = epoch + 1
+            if not len(held_pos):
+                continue
+            held = evaluate(surrogate, trainable, tokenized, targets, held_pos, settings.batch_size).loss
+            run.held_losses.append(held)
+            if held < best_held - 1e-6:
+                best_held, bad_epochs = held, 0
+                run.best_state, run.best_epoch = trainable.snapshot(), epoch + 1
+            else:
+                bad_epochs += 1
+                if bad_epochs >= settings.patience:
+                    break
+    optimizer.zero_grad(set_to_none=True)  # free the last step's gradients
+    return run
+
+
+def _warmup_then_linear(settings: Settings, steps_per_epoch: int) -> Any:
+    """The learning-rate factor of each step: linear warm-up, then linear decay to 0 at the last step."""
+    total_steps = max(1, steps_per_epoch * settings.epochs)
+    warmup = math.ceil(settings.warmup_fraction * total_steps)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return schedule
+
+
+def _rng_devices(device: Any) -> list[Any]:
+    return [device] if getattr(device, "type", "cpu") == "cuda" else []
