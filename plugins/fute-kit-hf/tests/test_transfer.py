@@ -39,10 +39,10 @@ def _keep_torch_threads() -> Any:
 
 
 def _read_truth(path: Path) -> Any:
-    """read_truth from wherever the core keeps it (fute_kit.evaluation, or the module it was split into)."""
-    import fute_kit.evaluation as evaluation
+    """The truth as ``fute evaluate --truth`` reads it."""
+    from fute_kit.truth import read_truth
 
-    return evaluation.read_truth(path)
+    return read_truth(path)
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

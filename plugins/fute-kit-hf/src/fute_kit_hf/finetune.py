@@ -90,8 +90,7 @@ def finetune_classifier(
     model, tokenizer, metrics = _train_and_score(examples, base, eval_examples, settings, device, context, out.name)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    _save_quietly(model, tokenizer, tmp)
     info = {
         "fingerprint": fingerprint,
         "base": base,
@@ -146,6 +145,20 @@ def finetune_and_score(
     eval_examples.require_nonempty()
     _, _, metrics = _train_and_score(examples, base, eval_examples, checked, device, context, examples.name)
     return metrics
+
+
+def _save_quietly(model: Any, tokenizer: Any, folder: Path) -> None:
+    """save_pretrained without its "Writing model shards" bar (one per source in a transfer matrix's log)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def finetune_settings(examples: Examples, **settings: Any) -> dict[str, Any]:
