@@ -13,6 +13,7 @@ SECTIONS = [
     ("taskemb-gpu", "TaskEmb Fisher pass and TuPaTE step on a GPU (H100, lent for one session)"),
     ("tupate", "TuPaTE: one tuning step vs one fine-tuning step (`bench/tupate_step.py`)"),
     ("openai", "OpenAI-compatible source against the local llama.cpp server (`bench/openai_throughput.py`)"),
+    ("llm-paths", "Qwen2.5-Coder-1.5B-Instruct: llama.cpp server vs transformers (`bench/llm_paths.py`)"),
     ("ray", "Local vs Ray executor (`bench/ray_executor.py`)"),
     ("demo", "The main job, `fute demo` (`bench/demo_time.py`)"),
 ]
