@@ -23,7 +23,7 @@ from fute_kit.atomic import atomic_write_text
 from fute_kit.errors import DataError
 from fute_kit.label_free import LABEL_FREE, label_free_scores
 from fute_kit.prompts import split_label
-from fute_kit.ranking_metrics import RankingScores, Relevance, random_scores, ranking_scores
+from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interval, random_scores, ranking_scores
 from fute_kit.selection import Study, open_study, resolve_label
 from fute_kit.similarity import SimilarityMatrix
 from fute_kit.study_folder import StudyFolder
@@ -72,6 +72,25 @@ class Evaluation:
             result[method] = mean
         return result
 
+    def intervals(self, level: float = 0.95) -> dict[str, dict[str, list[float] | None]]:
+        """95% bootstrap intervals over targets: each method's mean NDCG@k and regret@1/@k, and its paired
+        difference from random (an interval that excludes 0 says the method beats random beyond chance)."""
+        result: dict[str, dict[str, list[float] | None]] = {}
+        for method in self.methods():
+            result[method] = {}
+            for key in (f"ndcg@{self.k}", "regret@1", f"regret@{self.k}"):
+                pairs = [
+                    (t.results[method].to_dict(self.k)[key], t.results["random"].to_dict(self.k)[key])
+                    for t in self.targets
+                    if method in t.results
+                ]
+                own = [a for a, _ in pairs if a is not None]
+                diff = [a - b for a, b in pairs if a is not None and b is not None]
+                for name, values in ((key, own), (f"{key} - random", diff)):
+                    interval = bootstrap_interval(values, level) if values else None
+                    result[method][name] = list(interval) if interval else None
+        return result
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
@@ -81,6 +100,7 @@ class Evaluation:
             "metric": self.metric,
             "space": self.space,
             "mean": self.means(),
+            "intervals": self.intervals(),
             "targets": [
                 {
                     "target": t.target,
@@ -97,10 +117,14 @@ class Evaluation:
         }
 
     def markdown(self) -> str:
-        keys = ["ndcg", f"ndcg@{self.k}", f"regret@{self.k}", "spearman", "top1", "best_rank"]
+        keys = list(dict.fromkeys(["ndcg", f"ndcg@{self.k}", "regret@1", f"regret@{self.k}", "spearman", "top1"]))
+        keys.append("best_rank")
         out = [f"# Evaluation of {self.study}", "", f"truth: {self.truth_file}; relevance: {self.relevance}", ""]
         means = self.means()
         out += [f"## Mean over targets ({len(self.targets)})", "", *_markdown_table(means, [*keys, "targets"]), ""]
+        intervals = {m: {k: _interval(v) for k, v in row.items()} for m, row in self.intervals().items()}
+        out += ["95% bootstrap intervals over targets (2000 resamples; `- random`: paired difference):", ""]
+        out += [*_markdown_table(intervals, list(next(iter(intervals.values()), {}))), ""]
         for t in self.targets:
             rows = {m: r.to_dict(self.k) for m, r in t.results.items()}
             out += [f"## {t.target} ({len(t.candidates)} candidates)", "", *_markdown_table(rows, keys), ""]
@@ -111,10 +135,14 @@ class Evaluation:
         return "\n".join(out).rstrip() + "\n"
 
 
+def _interval(value: list[float] | None) -> str:
+    return "n/a" if value is None else f"[{value[0]:.3f}, {value[1]:.3f}]"
+
+
 def _format(value: Any) -> str:
     if value is None:
         return "n/a"
-    if isinstance(value, int):
+    if isinstance(value, int | str):
         return str(value)
     return f"{value:.3f}"
 

@@ -8,7 +8,8 @@ Metrics (per target; ``fute_kit.evaluation`` averages them over targets):
   be non-negative, for example accuracies in [0, 1]). A target whose scores are all equal has no
   ideal order: its NDCG is undefined (None) and left out of the means.
 - ``regret@k``: ``(best - best in the top k) / best x 100`` on the raw scores (undefined when the
-  best score is not positive, as for transfer gains that are all losses).
+  best score is not positive, as for transfer gains that are all losses); ``regret@1`` the same for the
+  first-ranked candidate alone.
 - ``spearman``: rank correlation (ties in the truth get their mean rank; undefined when the truth is
   constant).
 - ``top1``: 1 when the first-ranked candidate has the best true score.
@@ -17,6 +18,9 @@ Metrics (per target; ``fute_kit.evaluation`` averages them over targets):
 Ties in a ranking are broken at random and every metric is its exact expectation over those
 tie-breaks (so a constant ranking scores Spearman 0, not "undefined"). The ``random`` baseline is
 thus computed exactly: every candidate tied.
+
+Over targets, :func:`bootstrap_interval` gives a percentile bootstrap confidence interval of a mean
+(resampling targets), and of a mean paired difference, such as a method's NDCG@k minus random's.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 from fute_kit.errors import DataError
 
 Relevance = Literal["minmax", "raw"]
-METRIC_NAMES: tuple[str, ...] = ("ndcg", "ndcg@k", "regret@k", "spearman", "top1", "best_rank")
+METRIC_NAMES: tuple[str, ...] = ("ndcg", "ndcg@k", "regret@1", "regret@k", "spearman", "top1", "best_rank")
 
 
 @attrs.frozen
@@ -44,11 +48,13 @@ class RankingScores:
     spearman: float | None
     top1: float
     best_rank: float
+    regret_at_1: float | None = None
 
     def to_dict(self, k: int) -> dict[str, float | None]:
         return {
             "ndcg": self.ndcg,
             f"ndcg@{k}": self.ndcg_at_k,
+            "regret@1": self.regret_at_1,
             f"regret@{k}": self.regret_at_k,
             "spearman": self.spearman,
             "top1": self.top1,
@@ -163,6 +169,8 @@ def ranking_scores(
     best_true = float(true.max())
     in_top = _expected_best_in_top(groups, true, min(k, n))
     regret = None if best_true <= 0 else (best_true - in_top) / best_true * 100.0
+    first_taken = _expected_best_in_top(groups, true, 1)
+    regret1 = None if best_true <= 0 else (best_true - first_taken) / best_true * 100.0
     is_best = np.isclose(true, best_true, rtol=0, atol=1e-12)
     first = groups[0]
     top1 = float(is_best[first].mean())
@@ -175,9 +183,30 @@ def ranking_scores(
             break
         start += len(group)
     rho = _tie_broken_spearman(pred, true)
-    return RankingScores(ndcg(n), ndcg(min(k, n)), regret, rho, top1, float(best_rank))
+    return RankingScores(ndcg(n), ndcg(min(k, n)), regret, rho, top1, float(best_rank), regret1)
 
 
 def random_scores(truth: Sequence[float] | np.ndarray, k: int = 3, relevance: Relevance = "minmax") -> RankingScores:
     """The exact expected scores of a uniformly random order: every candidate tied."""
     return ranking_scores(np.zeros(len(truth)), truth, k, relevance)
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of per-target values (targets resampled with replacement).
+
+    For a paired comparison pass the per-target differences (method minus baseline on the same targets).
+    None with fewer than two values: one target says nothing about the spread.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    if data.ndim != 1 or not np.all(np.isfinite(data)):
+        raise DataError("bootstrap_interval needs a 1-d vector of finite numbers")
+    if not 0 < level < 1 or resamples < 1:
+        raise DataError(f"bootstrap_interval: level must be in (0, 1) and resamples positive; got {level}, {resamples}")
+    if len(data) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
