@@ -16,6 +16,7 @@ SECTIONS = [
     ("llm-paths", "Qwen2.5-Coder-1.5B-Instruct: llama.cpp server vs transformers (`bench/llm_paths.py`)"),
     ("ray", "Local vs Ray executor (`bench/ray_executor.py`)"),
     ("demo", "The main job, `fute demo` (`bench/demo_time.py`)"),
+    ("load", "Study load: many small subjects (`bench/study_load.py`)"),
 ]
 HEADER = """# Benchmarks
 
