@@ -1,7 +1,8 @@
 """Does the method read how sure a model is as part of what its task is? One model's labels made less or more sure.
 
-Section 4 of docs/results.md finds that an LLM prompt whose soft labels on U are close to uniform lands near the
-least sure classifier's MTE (convention-party), even where its answers follow its own genre's classifier. This
+experiments/NOTES.md ("LLM prompts", the study of 2026-11-27 04:51) finds that an LLM prompt whose soft labels on U
+are close to uniform lands near the least sure classifier's MTE (convention-party), even where its answers follow
+its own genre's classifier. This
 separates the two causes. For each seed, in section 1's space (the study of ``--config`` with its DTEs reused from
 ``--reuse-embeddings``), it embeds on the same U:
 

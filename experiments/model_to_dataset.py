@@ -4,14 +4,23 @@
 2. For each seed: one study through the core pipeline (``parse_config`` + ``run_study``) with
    - DTEs of the 4 builtin datasets (train split, ``--train-limit`` examples),
    - MTEs of each classifier on U (builtin ``unlabeled``, ``--u-limit`` texts),
-   - MTEs of prior-only controls: the ``constant`` model source answering every text with the
-     dataset's label prior. A control must NOT find its dataset as well as the real model does,
-     or the embedding only encodes the number and balance of classes.
+   - MTEs of three controls per dataset, none of which knows the task:
+     * prior-only: the ``constant`` model source answering every text with the dataset's label prior (under
+       taskemb's default ``contrast = "prior"`` it embeds to zero by construction, so it proves little alone);
+     * random-head: the surrogate with a classification head for the dataset's classes left at its random
+       initialisation (seed ``RANDOM_HEAD_SEED``), fine-tuned for zero steps: text-dependent, task-free labels;
+     * shuffled-labels: fine-tuned with the classifier's recipe on the same examples with their labels permuted
+       (seed ``SHUFFLE_SEED``): trained, same classes and balance, no task.
+     A control must NOT find its dataset as well as the real model does, or the embedding only encodes the
+     number and balance of classes (or the surrogate itself).
 3. Report: each model's most similar DTE (top-1 accuracy over models x seeds) and its margin
-   (similarity to its own DTE minus the best other DTE); seed stability (is a model's MTE under one
-   seed more similar to itself under the other seeds than to any other model's MTE).
+   (similarity to its own DTE minus the best other DTE); seed stability, from one similarity matrix of every
+   embedding of every seed: is an embedding under one seed more similar to the same subject under the other
+   seeds than to any other subject of its group (classifiers, each kind of control, DTEs), and than to any
+   other embedding at all (classifiers, controls and DTEs together).
 
-Writes ``<out>/results.md`` (and prints it). See experiments/README.md for the command and timings.
+Writes ``<out>/results.md`` (and prints it), ``results.json``,
+``retrieval.csv`` and ``stability.csv``. See experiments/README.md for the command and timings.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATASETS = ("bbc-topic", "rt-sentiment", "rt-subjectivity", "convention-party")
+# The model name's prefix says what a model is: "clf-bbc-topic" is the classifier of bbc-topic.
+KINDS = {"clf": "classifier", "prior": "prior-only", "random": "random-head", "shuffled": "shuffled-labels"}
+RANDOM_HEAD_SEED = 0  # the head of every random-head control (fixed: seeds vary the method, not the control)
+SHUFFLE_SEED = 0  # the permutation of the shuffled-labels controls' training labels
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -49,6 +62,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3, help="method training epochs (when it has that option)")
     parser.add_argument("--ft-limit", type=int, default=1000, help="training examples of each fine-tuned classifier")
     parser.add_argument("--ft-epochs", type=int, default=3)
+    parser.add_argument(
+        "--controls",
+        choices=("all", "prior"),
+        default="all",
+        help="all: prior-only, random-head and shuffled-labels controls; prior: prior-only only (the earlier runs)",
+    )
     parser.add_argument(
         "--option",
         action="append",
@@ -90,41 +109,114 @@ def parse_option_values(items: Sequence[str]) -> dict[str, Any]:
 
 
 def finetune_all(args: argparse.Namespace, cache: Path, context: Any) -> dict[str, dict[str, Any]]:
-    """One classifier per dataset: {dataset: {"path": folder, "accuracy": held-out accuracy}}."""
+    """The fine-tuned models, by model name: {"clf-DATASET": {"path", "accuracy", "seconds", "dataset"}, ...}.
+
+    One classifier per dataset; with ``--controls all`` also its shuffled-labels and random-head controls.
+    """
     from fute_kit_hf.datasets import BuiltinDataset
-    from fute_kit_hf.finetune import finetune_classifier, read_finetune_info
 
     models = {}
     for name in DATASETS:
         train = BuiltinDataset(dataset=name, split="train", limit=args.ft_limit, seed=100).load(context)
         test = BuiltinDataset(dataset=name, split="test", limit=200).load(context)
-        started = time.perf_counter()
-        folder = finetune_classifier(
-            train,
-            cache / "finetuned" / f"{name}-n{args.ft_limit}-e{args.ft_epochs}",
-            base=args.surrogate,
-            eval_examples=test,
-            epochs=args.ft_epochs,
-            max_length=args.max_length,
-            device=args.device,
-            context=context,
-        )
-        info = read_finetune_info(folder) or {}
-        accuracy = info.get("metrics", {}).get("eval_accuracy")
-        models[name] = {"path": folder, "accuracy": accuracy, "seconds": round(time.perf_counter() - started, 1)}
-        print(f"classifier {name}: test accuracy {accuracy} ({models[name]['seconds']} s)", flush=True)
+        folder = cache / "finetuned" / f"{name}-n{args.ft_limit}-e{args.ft_epochs}"
+        models[f"clf-{name}"] = finetune_one(name, train, test, folder, args, context)
+        if args.controls == "all":
+            shuffled = shuffled_labels(train, SHUFFLE_SEED)
+            folder = cache / "finetuned" / f"{name}-shuffled{SHUFFLE_SEED}-n{args.ft_limit}-e{args.ft_epochs}"
+            models[f"shuffled-{name}"] = finetune_one(name, shuffled, test, folder, args, context)
+            models[f"random-{name}"] = random_head_classifier(name, train, test, cache, args, context)
+        for model in ("clf", "shuffled", "random"):
+            if f"{model}-{name}" in models:
+                info = models[f"{model}-{name}"]
+                print(f"{model}-{name}: test accuracy {info['accuracy']} ({info['seconds']} s)", flush=True)
     return models
 
 
+def finetune_one(
+    name: str, train: Any, test: Any, folder: Path, args: argparse.Namespace, context: Any
+) -> dict[str, Any]:
+    """Fine-tune (or find cached) one classifier with the experiment's recipe; its folder and test accuracy."""
+    from fute_kit_hf.finetune import finetune_classifier, read_finetune_info
+
+    started = time.perf_counter()
+    path = finetune_classifier(
+        train,
+        folder,
+        base=args.surrogate,
+        eval_examples=test,
+        epochs=args.ft_epochs,
+        max_length=args.max_length,
+        device=args.device,
+        context=context,
+    )
+    accuracy = (read_finetune_info(path) or {}).get("metrics", {}).get("eval_accuracy")
+    seconds = round(time.perf_counter() - started, 1)
+    return {"path": path, "accuracy": accuracy, "seconds": seconds, "dataset": name}
+
+
+def shuffled_labels(examples: Any, seed: int) -> Any:
+    """The same texts with their hard labels permuted: same classes and balance, no link between text and label."""
+    import attrs
+
+    order = np.random.default_rng(seed).permutation(len(examples))
+    return attrs.evolve(examples, labels=examples.labels[order], name=f"{examples.name}-shuffled{seed}")
+
+
+def random_head_classifier(
+    name: str, train: Any, test: Any, cache: Path, args: argparse.Namespace, context: Any
+) -> dict[str, Any]:
+    """The surrogate with a fresh head for ``train``'s classes, trained for zero steps, saved once (cached).
+
+    The ``hf`` model source then loads it like any fine-tuned classifier; its test accuracy is measured too.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from fute_kit.atomic import atomic_write_text
+    from fute_kit_hf.models import classify, local_or_hub
+
+    started = time.perf_counter()
+    names = list(train.label_names)
+    folder = cache / "random-head" / f"{name}-{Path(args.surrogate).name}-head{RANDOM_HEAD_SEED}"
+    info_path = folder / "random_head.json"
+    if not info_path.is_file():
+        base = local_or_hub(args.surrogate, context.cache_dir)
+        torch.manual_seed(RANDOM_HEAD_SEED)  # the head's weights are drawn here, at from_pretrained
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
+        ).eval()
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        predictions = classify(
+            model, tokenizer, test.unlabeled(), context, batch_size=64, max_length=args.max_length, where=folder.name
+        )
+        accuracy = float(np.mean(predictions.labels.argmax(axis=1) == test.labels))
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, folder)
+        info = {"base": args.surrogate, "head_seed": RANDOM_HEAD_SEED, "label_names": names, "accuracy": accuracy}
+        atomic_write_text(info_path, json.dumps(info, indent=2))  # last: marks the folder complete
+    accuracy = json.loads(info_path.read_text(encoding="utf-8"))["accuracy"]
+    seconds = round(time.perf_counter() - started, 1)
+    return {"path": str(folder), "accuracy": accuracy, "seconds": seconds, "dataset": name}
+
+
 def stored_models(cache: Path) -> dict[str, dict[str, Any]]:
-    """The fine-tuned classifiers found in the cache (for --report-only)."""
+    """The fine-tuned classifiers and controls found in the cache (for --report-only)."""
     from fute_kit_hf.finetune import read_finetune_info
 
     models = {}
     for name in DATASETS:
-        for folder in sorted((cache / "finetuned").glob(f"{name}-n*")):
-            info = read_finetune_info(folder) or {}
-            models[name] = {"path": str(folder), "accuracy": info.get("metrics", {}).get("eval_accuracy")}
+        for model, pattern in (("clf", f"{name}-n*"), ("shuffled", f"{name}-shuffled*-n*")):
+            for folder in sorted((cache / "finetuned").glob(pattern)):
+                info = read_finetune_info(folder) or {}
+                accuracy = info.get("metrics", {}).get("eval_accuracy")
+                models[f"{model}-{name}"] = {"path": str(folder), "accuracy": accuracy, "dataset": name}
+        for folder in sorted((cache / "random-head").glob(f"{name}-*")):
+            info = json.loads((folder / "random_head.json").read_text(encoding="utf-8"))
+            models[f"random-{name}"] = {"path": str(folder), "accuracy": info["accuracy"], "dataset": name}
     return models
 
 
@@ -140,14 +232,8 @@ def study_config(
         for name in DATASETS
     ]
     entries = [
-        {
-            "name": f"clf-{name}",
-            "source": "hf",
-            "path": info["path"],
-            "max_length": args.max_length,
-            "device": args.device,
-        }
-        for name, info in models.items()
+        {"name": model, "source": "hf", "path": info["path"], "max_length": args.max_length, "device": args.device}
+        for model, info in models.items()
     ]
     entries += [{"name": f"prior-{name}", "source": "constant", "probabilities": priors[name]} for name in DATASETS]
     return {
@@ -186,7 +272,7 @@ def retrieval_rows(matrix: Any, seed: int) -> list[dict[str, Any]]:
         rows.append(
             {
                 "seed": seed,
-                "kind": "classifier" if kind == "clf" else "prior-only",
+                "kind": KINDS.get(kind, kind),
                 "model": label,
                 "own": own,
                 "top1": best,
@@ -198,34 +284,45 @@ def retrieval_rows(matrix: Any, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+def subject_group(embedding: Any) -> str:
+    """The group an embedding's subject belongs to: "dataset", or the model's kind (classifier, a control)."""
+    if embedding.kind == "dataset":
+        return "dataset"
+    return KINDS.get(embedding.subject.split("-", 1)[0], "model")
+
+
 def seed_stability(embeddings: list[Any], registry: Any) -> list[dict[str, Any]]:
     """Per (subject, seed): lowest similarity to itself under the other seeds vs the highest to another subject.
 
-    ``stable``: above every other subject of its kind (an MTE against the other models' MTEs, as the issue
-    asks; a DTE against the other DTEs). ``stable_all``: above every other embedding, datasets and models.
+    ``embeddings``: every embedding of every seed, compared in one matrix. ``stable``: above every other subject
+    of its group (a classifier's MTE against the other classifiers' MTEs, as the issue asks; a control against
+    the controls of its kind; a DTE against the other DTEs). ``stable_all``: above every other embedding,
+    classifiers, controls and DTEs together.
     """
     from fute_kit.similarity import similarity_matrix
 
     matrix = similarity_matrix(embeddings, ignore_options=("seed",), registry=registry)
     values = matrix.values
+    groups = [subject_group(e) for e in embeddings]
     rows = []
     for i, e in enumerate(embeddings):
         same = [j for j, f in enumerate(embeddings) if j != i and (f.kind, f.subject) == (e.kind, e.subject)]
         other = [j for j, f in enumerate(embeddings) if (f.kind, f.subject) != (e.kind, e.subject)]
-        kind = [j for j in other if embeddings[j].kind == e.kind]
-        if not same or not kind:
+        group = [j for j in other if groups[j] == groups[i]]
+        if not same or not group:
             continue
         self_min = float(values[i, same].min())
         rows.append(
             {
                 "subject": e.subject,
                 "kind": e.kind,
+                "group": groups[i],
                 "seed": e.space.options.get("seed"),
                 "self_min": self_min,
                 "self_mean": float(values[i, same].mean()),
-                "kind_max": float(values[i, kind].max()),
+                "kind_max": float(values[i, group].max()),
                 "other_max": float(values[i, other].max()),
-                "stable": bool(self_min > values[i, kind].max()),
+                "stable": bool(self_min > values[i, group].max()),
                 "stable_all": bool(self_min > values[i, other].max()),
             }
         )
@@ -254,9 +351,9 @@ def markdown(
             f"total {timings['total']:.0f} s."
         ),
         "",
-        "## Fine-tuned classifiers (held-out test accuracy)",
+        "## Classifiers and trained controls (held-out test accuracy, 200 examples)",
         "",
-        "| dataset | accuracy |",
+        "| model | accuracy |",
         "|---|---|",
         *[f"| {name} | {info['accuracy']} |" for name, info in models.items()],
         "",
@@ -265,7 +362,7 @@ def markdown(
         "| kind | top-1 accuracy (models x seeds) | mean margin (own - best other) |",
         "|---|---|---|",
     ]
-    for kind in ("classifier", "prior-only"):
+    for kind in KINDS.values():
         rows = [r for r in retrieval if r["kind"] == kind]
         if rows:
             accuracy = np.mean([r["correct"] for r in rows])
@@ -293,12 +390,14 @@ def markdown(
         "",
         '## Seed stability (similarity across seeds, `ignore_options=("seed",)`)',
         "",
-        "Stable: the lowest similarity of an embedding to the same subject under the other seeds is higher than its "
-        "highest similarity to any other subject of its kind (an MTE: any other model's MTE, any seed; a DTE: any "
-        "other DTE). Stable against all: higher than its similarity to any other embedding, datasets included.",
+        "One similarity matrix of every embedding of every seed. Stable: the lowest similarity of an embedding to the "
+        "same subject under the other seeds is higher than its highest similarity to any other subject of its group "
+        "(a classifier's MTE: any other classifier's MTE, any seed; a control: the other controls of its kind; a DTE: "
+        "any other DTE). Stable against all: higher than its similarity to any other embedding (classifiers, "
+        "controls and DTEs together).",
         "",
         "| subject | stable seeds | stable against all | mean self-similarity across seeds "
-        "| max similarity to another of its kind | max similarity to any other |",
+        "| max similarity to another of its group | max similarity to any other |",
         "|---|---|---|---|---|---|",
     ]
     for kind, subject in sorted({(r["kind"], r["subject"]) for r in stability}):
@@ -308,14 +407,15 @@ def markdown(
             f"{sum(r['stable_all'] for r in rows)}/{len(rows)} | {np.mean([r['self_mean'] for r in rows]):.3f} | "
             f"{max(r['kind_max'] for r in rows):.3f} | {max(r['other_max'] for r in rows):.3f} |"
         )
-    models_stable = [r for r in stability if r["kind"] == "model" and r["subject"].startswith("clf-")]
-    if models_stable:
-        n = len(models_stable)
-        lines += [
-            "",
-            f"Classifier MTEs stable across seeds: {sum(r['stable'] for r in models_stable)}/{n} against the other "
-            f"models' MTEs, {sum(r['stable_all'] for r in models_stable)}/{n} against every other embedding.",
-        ]
+    groups = [g for g in ("dataset", *KINDS.values()) if any(r["group"] == g for r in stability)]
+    if groups:
+        lines += ["", "| group | stable against its group | stable against every other embedding |", "|---|---|---|"]
+    for group in groups:
+        rows = [r for r in stability if r["group"] == group]
+        lines.append(
+            f"| {group} | {sum(r['stable'] for r in rows)}/{len(rows)} | "
+            f"{sum(r['stable_all'] for r in rows)}/{len(rows)} |"
+        )
     if warnings:
         lines += ["", "## Warnings of the method", ""]
         lines += [f"- {label}: {'; '.join(sorted(set(w)))}" for label, w in sorted(warnings.items())]
@@ -369,25 +469,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     from fute_kit.similarity import similarity_matrix
 
     retrieval: list[dict[str, Any]] = []
-    by_subject: dict[str, list[Any]] = {}
     warnings: dict[str, list[str]] = {}
     for seed, embeddings in by_seed.items():
         if any(e.kind == "dataset" for e in embeddings) and any(e.kind == "model" for e in embeddings):
             retrieval += retrieval_rows(similarity_matrix(embeddings, registry=registry), seed)
         for embedding in embeddings:
-            by_subject.setdefault(embedding.subject, []).append(embedding)
             for warning in embedding.provenance.details.get("warnings", []):
                 warnings.setdefault(embedding.label, []).append(warning.split(":")[0])
 
-    stability: list[dict[str, Any]] = []
-    if len(args.seeds) > 1:
-        for kind in ("clf-", "prior-", ""):
-            subjects = (
-                [s for s in by_subject if s.startswith(kind)] if kind else [d for d in DATASETS if d in by_subject]
-            )
-            group = [e for s in subjects for e in by_subject[s]]
-            if len({e.subject for e in group}) > 1:
-                stability += seed_stability(group, registry)
+    every = [e for embeddings in by_seed.values() for e in embeddings]
+    stability = seed_stability(every, registry) if len(args.seeds) > 1 and every else []
     timings = {
         "finetune": finetuned - started,
         "studies": time.perf_counter() - finetuned,
@@ -403,7 +494,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             default=str,
         ),
     )
+    atomic_write_text(out / "retrieval.csv", csv_text(retrieval))
+    atomic_write_text(out / "stability.csv", csv_text(stability))
     print(report)
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows (dicts with the same keys) as CSV; floats with 4 decimals."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":
