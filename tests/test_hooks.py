@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ class HookPlugin:
         self.finished.append(out_dir)
         raise RuntimeError("a failing report must not fail the study")
 
+    @hookimpl
+    def report_setup(self, report: Any) -> None:
+        report("alias letters", "built in, no download")
+
 
 @pytest.fixture
 def hook_plugin(fute_registry: Any) -> HookPlugin:
@@ -108,6 +113,15 @@ def test_register_commands_adds_a_subcommand(hook_plugin: HookPlugin) -> None:
 
     result = CliRunner().invoke(cli, ["hello"])
     assert result.output.strip() == "hello from a plugin"
+
+
+def test_report_setup_is_shown_by_fute_plugins(hook_plugin: HookPlugin) -> None:
+    from fute_kit.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0 and "  alias letters: built in, no download" in result.output
+    listed = json.loads(CliRunner().invoke(cli, ["plugins", "--json"]).output)
+    assert {"alias letters": "built in, no download"} in [row.get("setup") for row in listed]
 
 
 def test_adapt_model_turns_an_object_into_a_model(hook_plugin: HookPlugin) -> None:
@@ -138,6 +152,10 @@ class RaisingHooks:
     def study_finished(self, out_dir: Path, config: Any, result: Any) -> None:
         raise RuntimeError("broken report")
 
+    @hookimpl
+    def report_setup(self, report: Any) -> None:
+        raise RuntimeError("broken setup report")
+
 
 @pytest.fixture
 def raising_hooks(fute_registry: Any) -> Any:
@@ -164,12 +182,14 @@ def test_raising_hooks_are_isolated_and_reported(raising_hooks: Any, tmp_path: P
     listed = CliRunner().invoke(cli, ["plugins"])
     assert listed.exit_code == 0, listed.output
     for stage, error in (
+        ("report_setup", "broken setup report"),
         ("register_commands", "broken command hook"),
         ("adapt_model", "broken adapter"),
         ("study_finished", "broken report"),
     ):
         assert f"FAILED ({stage}): RuntimeError: {error}" in listed.output
-    assert {f.stage for f in raising_hooks.failures} == {"register_commands", "adapt_model", "study_finished"}
+    stages = {f.stage for f in raising_hooks.failures}
+    assert stages == {"register_commands", "adapt_model", "study_finished", "report_setup"}
 
 
 def test_a_failing_adapter_is_named_when_no_adapter_answers(fute_registry: Any) -> None:
