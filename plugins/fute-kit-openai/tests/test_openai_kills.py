@@ -8,6 +8,7 @@ has none) and answers from the real server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,7 +78,7 @@ def finish(process: subprocess.Popen[str]) -> str:
 
 def cached_requests(tmp_path: Path) -> set[str]:
     """The request bodies (canonical JSON) whose answers the response cache holds."""
-    with sqlite3.connect(tmp_path / "cache" / "responses.sqlite") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "cache" / "responses.sqlite")) as db:  # closed: no WAL kept
         return {row[0] for row in db.execute("SELECT request FROM responses")}
 
 
@@ -103,7 +104,8 @@ def test_killed_while_labelling_a_rerun_asks_only_for_the_missing_answers(fault_
     assert cached_requests(tmp_path) == answered | set(asked)
     jobs = json.loads((out / "study.json").read_text())["jobs"]
     assert [job["status"] for job in jobs] == ["computed"], output
-    assert list(tmp_path.rglob("*.tmp")) == []
+    leftovers = [*tmp_path.rglob("*.tmp"), *tmp_path.rglob("*-wal"), *tmp_path.rglob("*-journal")]
+    assert leftovers == [], "the rerun left temporary files (or SQLite's log of the killed run) behind"
 
 
 def test_batch_resumes_across_a_process_restart(batch_server: Any, tmp_path: Path) -> None:
