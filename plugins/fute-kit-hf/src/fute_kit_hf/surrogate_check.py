@@ -11,7 +11,7 @@ import difflib
 import os
 from pathlib import Path
 
-from fute_kit_hf.assets import ALIASES
+from fute_kit_hf.assets import ALIASES, alias_problem
 
 PATH_STARTS = (".", "/", "~")
 
@@ -51,7 +51,7 @@ def surrogate_problem(name: str) -> str | None:
     """
     known = _known_names()
     if name in known:
-        return None
+        return alias_problem(name)  # an alias whose package is absent, offline: said before any job starts
     folder = Path(name).expanduser()
     if name.startswith(PATH_STARTS) or folder.exists():
         return _folder_problem(name, folder)
