@@ -60,9 +60,10 @@ class FuteGroup(click.Group):
 @click.version_option(package_name="fute-kit")
 def cli(verbose: bool) -> None:
     """fute: unified task embeddings for datasets and models (FUTE)."""
-    from fute_kit.progress import log_to_console
+    from fute_kit.progress import log_to_console, quiet_library_bars
 
     log_to_console(logging.DEBUG if verbose else logging.INFO)  # each line on its own, never glued onto a bar
+    quiet_library_bars()  # on a file or a pipe: no carriage-return bars from transformers either
     for noisy in ("httpx", "httpx2"):  # one INFO line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -56,6 +56,19 @@ def progress_bar(total: int | None, desc: str = "", enabled: bool = True) -> Any
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=not progress_enabled(enabled))
 
 
+def quiet_library_bars() -> None:
+    """On a file or a pipe, switch off the HuggingFace libraries' own bars ("Loading weights", downloads).
+
+    They draw with carriage returns wherever they write; a user's explicit HF_HUB_DISABLE_PROGRESS_BARS wins.
+    """
+    if _on_terminal():
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by huggingface_hub (and so transformers)
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":  # imported already: tell it too
+        hub.disable_progress_bars()
+
+
 def _on_terminal() -> bool:
     isatty = getattr(sys.stderr, "isatty", None)
     return bool(isatty and isatty())

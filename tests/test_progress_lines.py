@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -54,3 +57,26 @@ def test_a_terminal_still_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     bar.update(3)
     bar.close()
     assert "\r" in terminal.getvalue()
+
+
+def bars_disabled(stderr_terminal: bool, hub_first: bool) -> str:
+    """In a fresh process (huggingface_hub keeps the setting for good): are the hub's bars off after the call?"""
+    code = (
+        "import sys\n"
+        + ("import huggingface_hub.utils\n" if hub_first else "")
+        + ("sys.stderr.isatty = lambda: True\n" if stderr_terminal else "")
+        + "from fute_kit.progress import quiet_library_bars\n"
+        "quiet_library_bars()\n"
+        "from huggingface_hub.utils import are_progress_bars_disabled\n"
+        "print(are_progress_bars_disabled())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_library_bars_are_switched_off_on_a_pipe_and_kept_on_a_terminal() -> None:
+    pytest.importorskip("huggingface_hub")
+    assert bars_disabled(stderr_terminal=False, hub_first=False) == "True"
+    assert bars_disabled(stderr_terminal=False, hub_first=True) == "True"  # imported before: told directly
+    assert bars_disabled(stderr_terminal=True, hub_first=False) == "False"
