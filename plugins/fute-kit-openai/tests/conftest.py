@@ -89,7 +89,49 @@ def forward(target: str, path: str, body: bytes) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-class FaultProxy:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler of the test servers: HTTP/1.1, no log lines, answers that survive a client gone."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        return
+
+    def _send(self, payload: bytes, kind: str = "application/json", status: int | None = None) -> None:
+        if status is not None:
+            self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+            self.wfile.write(payload)
+
+
+class LocalHTTPServer:
+    """A threaded HTTP server on a free port of 127.0.0.1, serving ``handler`` until closed."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FaultProxy(LocalHTTPServer):
     """An HTTP proxy in front of the real server that answers with queued faults before forwarding.
 
     Faults: "429", "429:<seconds>" (with Retry-After), "500", "timeout:<seconds>" (silent that long),
@@ -106,12 +148,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-                return
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with proxy._lock:
@@ -144,37 +181,16 @@ class FaultProxy:
                 self.send_response(status)
                 self._send(content)
 
-            def _send(self, payload: bytes, kind: str = "application/json") -> None:
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
-                    self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def fault_proxy(llama_server: Any) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(llama_server.base_url)
-    try:
+    with FaultProxy(llama_server.base_url) as proxy:
         yield proxy
-    finally:
-        proxy.close()
 
 
-class BatchServer:
+class BatchServer(LocalHTTPServer):
     """OpenAI's files and batches endpoints over HTTP, answering each batched request from the real server.
 
     llama.cpp has no Batch API. This one keeps a batch ``in_progress`` until ``release`` is set (so a client can
@@ -191,12 +207,7 @@ class BatchServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with server._lock:
@@ -219,24 +230,14 @@ class BatchServer:
                         server.polls += 1
                         self._json(server.poll())
                     elif self.path == "/v1/files/file-out/content":
-                        self._send(server.output, "application/jsonl")
+                        self._send(server.output, "application/jsonl", status=200)
                     else:
                         self._send(b"{}", status=404)
 
             def _json(self, data: Any) -> None:
-                self._send(json.dumps(data).encode())
+                self._send(json.dumps(data).encode(), status=200)
 
-            def _send(self, payload: bytes, kind: str = "application/json", status: int = 200) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def poll(self) -> dict[str, Any]:
         counts = {"total": len(self.lines), "completed": 0, "failed": 0}
@@ -252,22 +253,11 @@ class BatchServer:
         counts["completed"] = len(self.lines)
         return {"id": "batch_1", "status": "completed", "output_file_id": "file-out", "request_counts": counts}
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def batch_server(llama_server: Any) -> Iterator[BatchServer]:
-    server = BatchServer(llama_server.base_url)
-    try:
+    with BatchServer(llama_server.base_url) as server:
         yield server
-    finally:
-        server.close()
 
 
 Handler = Callable[[Any], Any]  # httpx2.Request -> httpx2.Response (or raises an httpx2 transport error)
