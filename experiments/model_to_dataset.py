@@ -19,8 +19,8 @@
    seeds than to any other subject of its group (classifiers, each kind of control, DTEs), and than to any
    other embedding at all (classifiers, controls and DTEs together).
 
-Writes ``<out>/results.md`` (and prints it), ``results.json``,
-``retrieval.csv`` and ``stability.csv``. See experiments/README.md for the command and timings.
+Writes ``<out>/results.md`` (and prints it), ``results.json``, ``retrieval.csv``, ``summary.csv`` and
+``stability.csv``. See experiments/README.md for the command and timings.
 """
 
 from __future__ import annotations
@@ -495,8 +495,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
     )
     atomic_write_text(out / "retrieval.csv", csv_text(retrieval))
+    atomic_write_text(out / "summary.csv", csv_text(retrieval_summary(retrieval)))
     atomic_write_text(out / "stability.csv", csv_text(stability))
     print(report)
+
+
+def retrieval_summary(retrieval: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per kind of model (classifier, each control) and seed, then over all seeds: hits and mean margin."""
+    rows = []
+    seeds = sorted({r["seed"] for r in retrieval})
+    for kind in KINDS.values():
+        for seed in [*seeds, "all"]:
+            chosen = [r for r in retrieval if r["kind"] == kind and seed in (r["seed"], "all")]
+            if chosen:
+                hits = sum(r["correct"] for r in chosen)
+                margin = float(np.mean([r["margin"] for r in chosen]))
+                rows.append({"kind": kind, "seed": seed, "top1": f"{hits}/{len(chosen)}", "mean_margin": margin})
+    return rows
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:

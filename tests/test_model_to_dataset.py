@@ -51,6 +51,12 @@ def test_retrieval_rows_name_every_kind_of_control(m2d: ModuleType) -> None:
     assert not rows["prior-only"]["correct"]  # a tie (a zero embedding) is not a hit
     assert rows["random-head"]["top1"] == "y" and rows["random-head"]["margin"] == pytest.approx(-0.2)
     assert rows["shuffled-labels"]["correct"] and rows["shuffled-labels"]["seed"] == 3
+    summary = m2d.retrieval_summary(list(rows.values()))
+    assert [(r["kind"], r["seed"], r["top1"]) for r in summary][:2] == [
+        ("classifier", 3, "1/1"),
+        ("classifier", "all", "1/1"),
+    ]
+    assert next(r for r in summary if r["kind"] == "random-head")["mean_margin"] == pytest.approx(-0.2)
 
 
 def test_seed_stability_compares_within_the_group_and_against_every_embedding(m2d: ModuleType) -> None:
