@@ -127,7 +127,7 @@ def finetune_command(
 @click.option("--target-size", default=200, show_default=True, type=click.IntRange(min=2))
 @click.option("--test-size", default=400, show_default=True, type=click.IntRange(min=2))
 @click.option("--source-epochs", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option("--target-epochs", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--target-epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", default=128, show_default=True, type=click.IntRange(min=2))
