@@ -172,3 +172,13 @@ def test_datasets_of_a_study(tiny_model_dir: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     truth = _read_truth(tmp_path / "out" / "truth.csv")
     assert {t: set(c) for t, c in truth.items()} == {ZOO[0]: {ZOO[1]}, ZOO[1]: {ZOO[0]}}
+
+
+def test_zoo_takes_the_groups_in_turn() -> None:
+    from fute_kit_hf.datasets import builtin_zoo
+
+    zoo = builtin_zoo()
+    names = transfer.zoo_names()
+    assert sorted(names) == sorted(zoo) and len(set(names)) == len(names)
+    groups = {task.group for task in zoo.values()}
+    assert {zoo[name].group for name in names[: len(groups)]} == groups  # the first targets cover every group

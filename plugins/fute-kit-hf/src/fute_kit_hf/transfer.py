@@ -130,13 +130,20 @@ def builtin_datasets(names: Sequence[str]) -> list[TransferDataset]:
 
 
 def zoo_names() -> list[str]:
-    """Every labelled builtin dataset (the zoo of ``builtin_zoo()`` when the plugin has one)."""
+    """Every labelled builtin dataset of the zoo, the groups taken in turn (sentiment, topic, authorship...).
+
+    Targets are measured in this order, so a partial matrix already has targets of every group.
+    """
     from fute_kit_hf import datasets
 
     zoo = getattr(datasets, "builtin_zoo", None)
-    if zoo is not None:  # a list of names, a name -> group mapping, or (name, group) rows
-        return [item if isinstance(item, str) else getattr(item, "name", None) or item[0] for item in zoo()]
-    return [n for n in datasets.builtin_index() if not n.startswith(datasets.UNLABELED)]
+    if zoo is None:
+        return [n for n in datasets.builtin_index() if not n.startswith(datasets.UNLABELED)]
+    groups: dict[str, list[str]] = {}
+    for name, task in zoo().items():
+        groups.setdefault(task.group, []).append(name)
+    queues = list(groups.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
 def study_datasets(path: str | Path) -> list[TransferDataset]:
