@@ -85,6 +85,7 @@ def main() -> None:
     from fute_kit_hf.datasets import BuiltinDataset
     from fute_kit_hf.surrogate import load_surrogate, make_head
     from fute_kit_hf.targets import make_targets
+    from fute_kit_hf.training import FineTuned
     from fute_kit_taskemb.fisher import fisher_pass, per_example_fisher
     from fute_kit_taskemb.method import TaskEmb
 
@@ -102,6 +103,7 @@ def main() -> None:
     model = surrogate.trainable_copy()  # timing does not depend on training: a copy with a seeded head
     head = make_head(surrogate.hidden_size, targets.num_outputs, seed=0, device=device)
     model.eval()
+    pair = FineTuned(model, head)
 
     def forward_only() -> None:
         with torch.inference_mode():
@@ -109,7 +111,7 @@ def main() -> None:
                 head(surrogate.forward_features(model, batch, output_hidden_states=True).pooled)
 
     def fisher() -> None:
-        fisher_pass(surrogate, model, head, tokenized, targets, batch_size=args.batch_size)
+        fisher_pass(surrogate, pair, tokenized, targets, batch_size=args.batch_size)
 
     forward_only()  # warm-up (allocator, kernels)
     t_forward = best_of(args.repeats, forward_only, device)
@@ -148,11 +150,11 @@ def main() -> None:
     loop_targets = make_targets(loop_data, "ce", device)
     sync(device)
     start = time.perf_counter()
-    batched = fisher_pass(surrogate, model, head, loop_tok, loop_targets, batch_size=32).array
+    batched = fisher_pass(surrogate, pair, loop_tok, loop_targets, batch_size=32).array
     sync(device)
     t_batched = time.perf_counter() - start
     start = time.perf_counter()
-    looped = per_example_fisher(surrogate, model, head, loop_tok, loop_targets)
+    looped = per_example_fisher(surrogate, pair, loop_tok, loop_targets)
     sync(device)
     t_loop = time.perf_counter() - start
     scale = np.abs(looped).max(axis=1, keepdims=True)

@@ -35,12 +35,13 @@ def max_relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="session")
-def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, Examples], tuple[Any, Any, Any, Any, Targets]]:
+def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, Examples], tuple[Any, FineTuned, Any, Targets]]:
+    """Factory: (family, examples) -> the surrogate, its fine-tuned copy and head, the tokenized examples, targets."""
     from fute_kit_hf.surrogate import load_surrogate
 
-    cache: dict[tuple[str, str], tuple[Any, Any, Any, Any, Targets]] = {}
+    cache: dict[tuple[str, str], tuple[Any, FineTuned, Any, Targets]] = {}
 
-    def get(family: str, examples: Examples) -> tuple[Any, Any, Any, Any, Targets]:
+    def get(family: str, examples: Examples) -> tuple[Any, FineTuned, Any, Targets]:
         key = (family, examples.name)
         if key not in cache:
             surrogate = load_surrogate(tiny_model_dir(family), "cpu")
@@ -48,7 +49,7 @@ def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, Examples], tup
             targets = make_targets(examples, "ce", surrogate.device)
             result = FineTuned.start(surrogate, targets.num_outputs, SETTINGS.seed)
             train(surrogate, result, tokenized, targets, SETTINGS)
-            cache[key] = (surrogate, result.model, result.head, tokenized, targets)
+            cache[key] = (surrogate, result, tokenized, targets)
         return cache[key]
 
     return get
@@ -56,9 +57,9 @@ def trained(tiny_model_dir: Callable[..., str]) -> Callable[[str, Examples], tup
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_batched_fisher_equals_per_example_loop(family: str, trained: Callable, hard_examples: Examples) -> None:
-    surrogate, model, head, tokenized, targets = trained(family, hard_examples)
-    batched = fisher_pass(surrogate, model, head, tokenized, targets, batch_size=6).array
-    looped = per_example_fisher(surrogate, model, head, tokenized, targets)
+    surrogate, pair, tokenized, targets = trained(family, hard_examples)
+    batched = fisher_pass(surrogate, pair, tokenized, targets, batch_size=6).array
+    looped = per_example_fisher(surrogate, pair, tokenized, targets)
     assert batched.shape == (surrogate.num_layers + 1, surrogate.hidden_size)
     assert np.all(batched > 0)
     assert max_relative_difference(batched, looped) < 1e-4
@@ -66,23 +67,22 @@ def test_batched_fisher_equals_per_example_loop(family: str, trained: Callable, 
 
 @pytest.mark.parametrize("loss", ["ce", "bce"])
 def test_batched_fisher_equals_loop_for_soft_labels(loss: str, trained: Callable, soft_examples: Examples) -> None:
-    surrogate, model, head, tokenized, _ = trained("bert", soft_examples)
+    surrogate, pair, tokenized, _ = trained("bert", soft_examples)
     targets = make_targets(soft_examples, loss, surrogate.device)  # type: ignore[arg-type]
-    batched = fisher_pass(surrogate, model, head, tokenized, targets, batch_size=5).array
-    looped = per_example_fisher(surrogate, model, head, tokenized, targets)
+    batched = fisher_pass(surrogate, pair, tokenized, targets, batch_size=5).array
+    looped = per_example_fisher(surrogate, pair, tokenized, targets)
     assert max_relative_difference(batched, looped) < 1e-4
 
 
 def test_exact_reduction_does_not_depend_on_batch_size_reference_does(
     trained: Callable, hard_examples: Examples
 ) -> None:
-    surrogate, model, head, tokenized, targets = trained("bert", hard_examples)
+    surrogate, pair, tokenized, targets = trained("bert", hard_examples)
 
     def run(reduction: str, batch_size: int) -> np.ndarray:
         return fisher_pass(
             surrogate,
-            model,
-            head,
+            pair,
             tokenized,
             targets,
             reduction=reduction,
@@ -98,11 +98,11 @@ def test_exact_reduction_does_not_depend_on_batch_size_reference_does(
 
 
 def test_sampled_labels_differ_from_empirical_and_are_seeded(trained: Callable, hard_examples: Examples) -> None:
-    surrogate, model, head, tokenized, targets = trained("bert", hard_examples)
-    empirical = fisher_pass(surrogate, model, head, tokenized, targets).array
-    sampled = fisher_pass(surrogate, model, head, tokenized, targets, labels="sampled", seed=0).array
-    again = fisher_pass(surrogate, model, head, tokenized, targets, labels="sampled", seed=0, batch_size=5).array
-    other = fisher_pass(surrogate, model, head, tokenized, targets, labels="sampled", seed=1).array
+    surrogate, pair, tokenized, targets = trained("bert", hard_examples)
+    empirical = fisher_pass(surrogate, pair, tokenized, targets).array
+    sampled = fisher_pass(surrogate, pair, tokenized, targets, labels="sampled", seed=0).array
+    again = fisher_pass(surrogate, pair, tokenized, targets, labels="sampled", seed=0, batch_size=5).array
+    other = fisher_pass(surrogate, pair, tokenized, targets, labels="sampled", seed=1).array
     assert max_relative_difference(sampled, empirical) > 1e-3
     assert max_relative_difference(again, sampled) < 1e-5  # labels are drawn per example, not per batch
     assert max_relative_difference(other, sampled) > 1e-3
@@ -110,22 +110,23 @@ def test_sampled_labels_differ_from_empirical_and_are_seeded(trained: Callable, 
 
 
 def test_components_select_rows(trained: Callable, hard_examples: Examples) -> None:
-    surrogate, model, head, tokenized, targets = trained("gpt2", hard_examples)
-    both = fisher_pass(surrogate, model, head, tokenized, targets, components="both")
-    layers = fisher_pass(surrogate, model, head, tokenized, targets, components="layers")
-    pooled = fisher_pass(surrogate, model, head, tokenized, targets, components="pooled")
+    surrogate, pair, tokenized, targets = trained("gpt2", hard_examples)
+    both = fisher_pass(surrogate, pair, tokenized, targets, components="both")
+    layers = fisher_pass(surrogate, pair, tokenized, targets, components="layers")
+    pooled = fisher_pass(surrogate, pair, tokenized, targets, components="pooled")
     assert both.row_names == [*layers.row_names, *pooled.row_names]
     np.testing.assert_allclose(np.vstack([layers.array, pooled.array]), both.array, rtol=1e-6)
 
 
 def test_weights_are_frozen_during_the_fisher_pass(trained: Callable, hard_examples: Examples) -> None:
-    surrogate, model, head, tokenized, targets = trained("llama", hard_examples)
+    surrogate, pair, tokenized, targets = trained("llama", hard_examples)
+    model, head = pair.model, pair.head
     before = {k: v.clone() for k, v in model.state_dict().items()}
     head_before = head.weight.clone()
     model.requires_grad_(True)  # as training leaves it: the pass itself must freeze the weights
     seen: list[bool] = []
     hooks = [p.register_hook(lambda g: seen.append(True)) for p in model.parameters()]
-    fisher_pass(surrogate, model, head, tokenized, targets)
+    fisher_pass(surrogate, pair, tokenized, targets)
     for hook in hooks:
         hook.remove()
     assert not seen, "a weight gradient was computed"
@@ -137,7 +138,8 @@ def test_weights_are_frozen_during_the_fisher_pass(trained: Callable, hard_examp
 
 
 def test_backbone_stays_pristine(trained: Callable, hard_examples: Examples) -> None:
-    surrogate, model, _, _, _ = trained("t5", hard_examples)
+    surrogate, pair, _, _ = trained("t5", hard_examples)
+    model = pair.model
     pristine = dict(surrogate.backbone.named_parameters())
     changed = [name for name, p in model.named_parameters() if not torch.equal(p, pristine[name])]
     assert changed, "training changed nothing"

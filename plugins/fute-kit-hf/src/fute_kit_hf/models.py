@@ -23,11 +23,6 @@ class ModelLoadError(FuteError):
     """A model folder or hub id that cannot be loaded."""
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value}")
-
-
 # Loaded (model, tokenizer) pairs, one per (path, device) and process: jobs of one study share them.
 _LOADED: dict[tuple[str, str], tuple[Any, Any]] = {}
 
@@ -184,8 +179,8 @@ class HFClassifier:
     name = "hf"
 
     path: str = option(help="model folder or hub id of a sequence-classification (or regression) model")
-    batch_size: int = option(32, help="inputs per forward pass", validator=_positive)
-    max_length: int = option(128, help="longer inputs are truncated (and counted)", validator=_positive)
+    batch_size: int = option(32, help="inputs per forward pass", validator=attrs.validators.gt(0))
+    max_length: int = option(128, help="longer inputs are truncated (and counted)", validator=attrs.validators.gt(0))
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:1'...")
 
     def predict(self, inputs: Examples, context: RunContext) -> Examples:

@@ -3,16 +3,13 @@
 A task embedding read from gradients (taskemb's Fisher) or from tuned parameters (tupate) passes
 through the head: the gradient reaching the surrogate's top layer is ``W^T (p - y)``. A randomly
 initialised head that a short CPU schedule barely moves therefore stamps the *seed's* random
-directions on every embedding of the space, and two seeds of one model disagree more than two models
-of one seed. Fitting the head first on frozen features (linear probing before fine-tuning, "LP-FT")
-replaces that with the task's own direction. The fit is a strictly convex problem (L2-regularised
-logistic, soft-target or least-squares regression) solved from zero, so its solution does not depend
-on the seed at all.
+directions on every embedding of the space. Fitting the head first on frozen features (linear probing
+before fine-tuning, "LP-FT") replaces that with the task's own direction. The fit is a strictly convex
+problem (L2-regularised logistic, soft-target or least-squares regression) solved from zero, so its
+solution does not depend on the seed at all.
 
-Measured on the builtin data (experiments/NOTES.md): with the probe every classifier's MTE is seed-stable
-(12/12, against 3/12 with a random head), but model -> dataset retrieval drops, because the shared
-random head was part of what it read. Methods offer it as ``head_init = "probe"``; the default stays
-``"random"``.
+Methods offer it as the experimental ``head_init = "probe"``; the default stays ``"random"``. What it
+does to seed stability and retrieval on the builtin data: experiments/NOTES.md.
 """
 
 from __future__ import annotations

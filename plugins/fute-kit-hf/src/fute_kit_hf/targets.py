@@ -15,7 +15,6 @@ import numpy as np
 
 from fute_kit.errors import DataError
 from fute_kit.examples import Examples
-from fute_kit.options import option
 
 if TYPE_CHECKING:
     import torch
@@ -52,24 +51,6 @@ class Targets:
 SoftLoss = Literal["ce", "bce", "hard"]
 SOFT_LOSSES: tuple[str, ...] = ("ce", "bce", "hard")
 HEAD_INITS: tuple[str, ...] = ("random", "probe")
-
-
-def soft_loss_option() -> Any:
-    """The ``soft_loss`` option of a method that trains on labels (shared so every such method reads it alike)."""
-    return option(
-        "ce",
-        help="how soft labels (a model's outputs) are learned: soft-target cross-entropy, 'bce' (multi-label, "
-        "as the reference code) or 'hard' (cross-entropy on their argmax, as for a dataset's labels)",
-    )
-
-
-def head_init_option() -> Any:
-    """The ``head_init`` option: a random head from the seed, or a linear probe fitted first (fute_kit_hf.probe)."""
-    return option(
-        "random",
-        help="the head's start: 'random' (N(0, 0.02) from the seed and the number of classes) or 'probe' (fitted "
-        "first as an L2 logistic/least-squares probe on the frozen features; the same for every seed)",
-    )
 
 
 def make_targets(examples: Examples, soft_loss: SoftLoss, device: Any, method: str = "taskemb") -> Targets:

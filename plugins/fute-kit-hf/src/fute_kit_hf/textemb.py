@@ -20,11 +20,6 @@ from fute_kit.options import option
 from fute_kit_hf.surrogate_check import surrogate_problem
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value}")
-
-
 @attrs.frozen
 class TextEmb:
     """Mean over texts of the mean-pooled last layer of the surrogate (real tokens only), no labels."""
@@ -33,8 +28,12 @@ class TextEmb:
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {})
     check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
 
-    batch_size: int = option(64, help="texts per forward pass (batches are sorted by length)", validator=_positive)
-    max_length: int = option(128, help="tokens per text; longer texts are truncated and counted", validator=_positive)
+    batch_size: int = option(
+        64, help="texts per forward pass (batches are sorted by length)", validator=attrs.validators.gt(0)
+    )
+    max_length: int = option(
+        128, help="tokens per text; longer texts are truncated and counted", validator=attrs.validators.gt(0)
+    )
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
 
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:

@@ -17,12 +17,20 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 import numpy as np
 
-from fute_kit_hf.targets import Targets, per_example_loss, split_for_early_stopping, target_entropy
+from fute_kit.options import option
+from fute_kit_hf.targets import (
+    HEAD_INITS,
+    SOFT_LOSSES,
+    Targets,
+    per_example_loss,
+    split_for_early_stopping,
+    target_entropy,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +57,59 @@ class Settings:
     head_fit_batch_size: int | None = None  # batch size of the probe head's feature pass (None: batch_size)
     final_pass: bool = False  # measure loss and agreement on every example after training
     label: str = "surrogate"  # the progress bar's name
+
+
+POSITIVE = attrs.validators.gt(0)
+NON_NEGATIVE = attrs.validators.ge(0)
+FRACTION = [attrs.validators.ge(0), attrs.validators.lt(1)]  # [0, 1)
+
+
+@attrs.frozen
+class TrainingOptions:
+    """The options of a method that trains with this loop: a method class subclasses it and adds its own.
+
+    The defaults suit fine-tuning a small surrogate on a CPU; a method gives an option another default by
+    declaring it again with :func:`training_option`.
+    """
+
+    epochs: int = option(3, help="training epochs (fewer with early stopping)", validator=POSITIVE)
+    learning_rate: float = option(2e-4, help="AdamW learning rate", validator=NON_NEGATIVE)
+    batch_size: int = option(16, help="training batch size", validator=POSITIVE)
+    max_length: int = option(128, help="tokens per input; longer inputs are truncated and counted", validator=POSITIVE)
+    warmup_fraction: float = option(0.06, help="fraction of steps with linear warm-up", validator=FRACTION)
+    weight_decay: float = option(0.01, help="AdamW weight decay", validator=NON_NEGATIVE)
+    max_grad_norm: float = option(1.0, help="gradient clipping norm", validator=NON_NEGATIVE)
+    early_stopping_fraction: float = option(
+        0.0,
+        help="hold out this fraction to stop early on its loss and keep the best epoch (0 = train all epochs)",
+        validator=FRACTION,
+    )
+    patience: int = option(2, help="epochs without held-out improvement before stopping", validator=POSITIVE)
+    soft_loss: Literal["ce", "bce", "hard"] = option(
+        "ce",
+        help="how soft labels (a model's outputs) are learned: soft-target cross-entropy, 'bce' (multi-label, as the "
+        "reference code) or 'hard' (experimental: cross-entropy on their argmax)",
+        validator=attrs.validators.in_(SOFT_LOSSES),
+    )
+    head_init: Literal["random", "probe"] = option(
+        "random",
+        help="the head's start: 'random' (N(0, 0.02) from the seed and the number of classes) or 'probe' "
+        "(experimental: fitted first as a linear probe on the frozen features, fute_kit_hf.probe)",
+        validator=attrs.validators.in_(HEAD_INITS),
+    )
+
+    def training_settings(self, seed: int, **given: Any) -> Settings:
+        """The loop's settings from these options; ``given`` adds the rest or replaces one (``learning_rate``)."""
+        names = ("epochs", "learning_rate", "batch_size", "warmup_fraction", "weight_decay", "max_grad_norm")
+        taken = {name: getattr(self, name) for name in names}
+        taken.update(early_stopping_fraction=self.early_stopping_fraction, patience=self.patience)
+        return Settings(**{**taken, "seed": seed, "head_init": self.head_init, **given})
+
+
+def training_option(name: str, default: Any) -> Any:
+    """The :class:`TrainingOptions` option ``name`` with another default (the same help and validator)."""
+    field = attrs.fields_dict(TrainingOptions)[name]
+    return option(default, help=field.metadata["help"], validator=field.validator)
 
 
 class Trainable(Protocol):

@@ -124,11 +124,6 @@ def rbf_cka(X: np.ndarray, Y: np.ndarray, threshold: float = 0.5, debiased: bool
     return float(cka_matrix([X, Y], "rbf", threshold=threshold, debiased=debiased)[0, 1])
 
 
-def _positive(instance: CKAMetric, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"threshold: must be > 0 (RBF bandwidth = threshold x median distance), got {value}")
-
-
 @attrs.frozen
 class CKAMetric:
     """Centred kernel alignment of matrix embeddings with the same number of rows (linear or RBF)."""
@@ -140,7 +135,7 @@ class CKAMetric:
     )
     debiased: bool = option(False, help="unbiased HSIC estimator: use when rows are few relative to features")
     threshold: float = option(
-        0.5, help="RBF bandwidth as a fraction of the median pairwise distance", validator=_positive
+        0.5, help="RBF bandwidth as a fraction of the median pairwise distance", validator=attrs.validators.gt(0)
     )
 
     def matrix(self, arrays: Sequence[np.ndarray]) -> np.ndarray:

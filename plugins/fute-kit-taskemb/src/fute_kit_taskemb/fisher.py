@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
     from fute_kit_hf.surrogate import Batch, Surrogate, Tokenized
+    from fute_kit_hf.training import FineTuned
 
 Components = Literal["both", "layers", "pooled"]
 LabelMode = Literal["empirical", "sampled"]
@@ -85,8 +86,7 @@ def _freeze(module: Any) -> None:
 
 def batch_gradients(
     surrogate: Surrogate,
-    model: Any,
-    head: Any,
+    trained: FineTuned,
     batch: Batch,
     make_target: Callable[[torch.Tensor], tuple[torch.Tensor, str]],
     components: Components,
@@ -99,9 +99,9 @@ def batch_gradients(
 
     with torch.enable_grad():
         features = surrogate.forward_features(
-            model, batch, output_hidden_states=components != "pooled", inputs_require_grad=True
+            trained.model, batch, output_hidden_states=components != "pooled", inputs_require_grad=True
         )
-        logits = head(features.pooled)
+        logits = trained.head(features.pooled)
         target, loss_name = make_target(logits)
         losses = per_example_loss(logits, target, loss_name)  # type: ignore[arg-type]
         wanted = []
@@ -116,8 +116,7 @@ def batch_gradients(
 
 def fisher_pass(
     surrogate: Surrogate,
-    model: Any,
-    head: Any,
+    trained: FineTuned,
     tokenized: Tokenized,
     targets: Targets,
     *,
@@ -128,12 +127,15 @@ def fisher_pass(
     seed: int = 0,
     progress: Any = None,
 ) -> FisherResult:
-    """The diagonal Fisher of each component over the whole dataset, in length-sorted batches."""
+    """The diagonal Fisher of each component over the whole dataset, in length-sorted batches.
+
+    ``trained``: the fine-tuned copy of the surrogate and its head (frozen here, for good).
+    """
     import torch
 
     started = time.perf_counter()
-    _freeze(model)
-    _freeze(head)
+    _freeze(trained.model)
+    _freeze(trained.head)
     n = len(tokenized)
     names = component_names(surrogate.num_layers, components)
     sums = torch.zeros(len(names), surrogate.hidden_size, dtype=torch.float64, device=surrogate.device)
@@ -155,7 +157,7 @@ def fisher_pass(
             def make_target(logits: torch.Tensor, given: torch.Tensor = given) -> tuple[torch.Tensor, str]:
                 return given, targets.loss
 
-        grads, logits, _, losses, mask = batch_gradients(surrogate, model, head, batch, make_target, components)
+        grads, logits, _, losses, mask = batch_gradients(surrogate, trained, batch, make_target, components)
         sums += reduce_batch(grads, mask, reduction)
         if classes is not None:
             agree += int((logits.argmax(dim=-1) == classes[torch.as_tensor(batch.indices)]).sum())
@@ -206,17 +208,14 @@ def reduce_batch(grads: list[torch.Tensor], mask: Any, reduction: Reduction) -> 
 
 def per_example_fisher(
     surrogate: Surrogate,
-    model: Any,
-    head: Any,
+    trained: FineTuned,
     tokenized: Tokenized,
     targets: Targets,
-    components: Components = "both",
 ) -> np.ndarray:
-    """The same empirical Fisher computed one example at a time (slow): to check ``fisher_pass``."""
-
-    _freeze(model)
-    _freeze(head)
-    names = component_names(surrogate.num_layers, components)
+    """The same empirical Fisher of every component, one example at a time (slow): to check ``fisher_pass``."""
+    _freeze(trained.model)
+    _freeze(trained.head)
+    names = component_names(surrogate.num_layers, "both")
     total = np.zeros((len(names), surrogate.hidden_size), dtype=np.float64)
     for i in range(len(tokenized)):
         batch = next(surrogate.batches(tokenized.select([i]), 1, order="given"))
@@ -225,7 +224,7 @@ def per_example_fisher(
         def make_target(logits: torch.Tensor, target: torch.Tensor = target) -> tuple[torch.Tensor, str]:
             return target, targets.loss
 
-        grads, *_ = batch_gradients(surrogate, model, head, batch, make_target, components)
+        grads, *_ = batch_gradients(surrogate, trained, batch, make_target, "both")
         for r, g in enumerate(grads):
             g = g[0].double()
             total[r] += (g * g).mean(dim=0).cpu().numpy() if g.dim() == 2 else (g * g).cpu().numpy()

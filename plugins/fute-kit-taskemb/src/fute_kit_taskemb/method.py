@@ -1,9 +1,8 @@
 """The ``taskemb`` method: fine-tune the surrogate on the task, then take the Fisher of its activations.
 
 The embedding is a (components x hidden) matrix: one row per transformer layer output, then the
-pooled output (``components`` chooses). Rows differ in scale by orders of magnitude, and model task
-embeddings (soft targets close to the model's own outputs) are 100-10,000x smaller than dataset
-ones, so the default metric normalises each row before the cosine.
+pooled output (``components`` chooses). Rows differ in scale, so the default metric normalises each
+row before the cosine (the plugin's README says why, with measurements).
 """
 
 from __future__ import annotations
@@ -18,55 +17,26 @@ from fute_kit.components import MethodResult, RunContext
 from fute_kit.examples import Examples
 from fute_kit.options import option
 from fute_kit_hf.surrogate_check import surrogate_problem
-from fute_kit_hf.targets import HEAD_INITS, SOFT_LOSSES, head_init_option, soft_loss_option
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value}")
-
-
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value}")
-
-
-def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
+from fute_kit_hf.training import POSITIVE, TrainingOptions
 
 
 @attrs.frozen
-class TaskEmb:
-    """Diagonal Fisher of the surrogate's layer outputs after fine-tuning on the task (Vu et al. 2020)."""
+class TaskEmb(TrainingOptions):
+    """Diagonal Fisher of the surrogate's layer outputs after fine-tuning on the task (Vu et al. 2020).
+
+    The training options (epochs, learning_rate, ..., soft_loss, head_init) and their defaults are
+    ``fute_kit_hf.training.TrainingOptions``'.
+    """
 
     name: ClassVar[str] = "taskemb"
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"normalize": "component"})
     check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
 
-    epochs: int = option(3, help="training epochs (fewer with early stopping)", validator=_positive)
-    learning_rate: float = option(
-        2e-4,
-        help="AdamW learning rate of surrogate and head (5e-5 left small models at the majority rate)",
-        validator=_non_negative,
-    )
-    batch_size: int = option(16, help="training batch size", validator=_positive)
-    max_length: int = option(128, help="tokens per input; longer inputs are truncated and counted", validator=_positive)
-    warmup_fraction: float = option(0.06, help="fraction of steps with linear warm-up", validator=_fraction)
-    weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and norms)", validator=_non_negative)
-    max_grad_norm: float = option(1.0, help="gradient clipping norm", validator=_non_negative)
-    early_stopping_fraction: float = option(
-        0.0, help="hold out this fraction to stop early on its loss (0 = train all epochs)", validator=_fraction
-    )
-    patience: int = option(2, help="epochs without held-out improvement before stopping", validator=_positive)
-    soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
-    head_init: Literal["random", "probe"] = head_init_option()
     contrast: Literal["prior", "uniform", "none"] = option(
         "prior",
-        help="'prior': subtract (per component, after L2 normalisation) the Fisher of the null task on the same "
-        "texts, labelled with the labels' prior; removes what text domain, class count and balance put in the "
-        "embedding (a prior-only model embeds to zero). Costs a second training and Fisher pass. 'uniform': the "
-        "null task's labels are uniform over the classes instead. 'none': the raw Fisher, as the reference code",
+        help="'prior': subtract the row-normalised Fisher of the null task (the same texts labelled with the labels' "
+        "prior; a second training and Fisher pass); 'uniform' (experimental): the null task's labels are uniform; "
+        "'none': the raw Fisher, as the reference code",
     )
     components: Literal["both", "layers", "pooled"] = option(
         "both", help="which activations: every layer output, the pooled output, or both"
@@ -75,18 +45,16 @@ class TaskEmb:
         "empirical", help="Fisher labels: the data's own, or drawn from the model's predictive distribution"
     )
     reduction: Literal["exact", "reference"] = option(
-        "exact", help="'exact' per-example squares; 'reference' squares batch sums (wrong, batch-size dependent)"
+        "exact",
+        help="'exact': per-example squared gradients; 'reference' (experimental): squares of batch sums, as the "
+        "reference code (depends on the batch size)",
     )
-    fisher_batch_size: int = option(
-        32, help="batch size of the Fisher pass (does not change exact results)", validator=_positive
-    )
+    fisher_batch_size: int = option(32, help="Fisher-pass batch size (no effect on exact results)", validator=POSITIVE)
     seed: int = option(0, help="fixes head initialisation, data order, dropout and sampled labels")
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
 
     def __attrs_post_init__(self) -> None:
         choices = {
-            "soft_loss": SOFT_LOSSES,
-            "head_init": HEAD_INITS,
             "contrast": ("prior", "uniform", "none"),
             "components": ("both", "layers", "pooled"),
             "labels": ("empirical", "sampled"),
@@ -99,7 +67,6 @@ class TaskEmb:
     def embed(self, examples: Examples, surrogate: str, context: RunContext) -> MethodResult:
         from fute_kit_hf.surrogate import load_surrogate
         from fute_kit_hf.targets import NULL_TASK_WARNING, is_null_task, learning_warnings, majority_rate, make_targets
-        from fute_kit_hf.training import Settings
 
         started = time.perf_counter()
         checked = make_targets(examples, self.soft_loss, "cpu")  # bad labels fail before the model loads
@@ -108,20 +75,7 @@ class TaskEmb:
         model = load_surrogate(surrogate, self.device)
         targets = make_targets(examples, self.soft_loss, model.device)
         tokenized = model.tokenize(examples, self.max_length)
-        settings = Settings(
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            warmup_fraction=self.warmup_fraction,
-            weight_decay=self.weight_decay,
-            max_grad_norm=self.max_grad_norm,
-            early_stopping_fraction=self.early_stopping_fraction,
-            patience=self.patience,
-            seed=self.seed,
-            head_init=self.head_init,
-            head_fit_batch_size=self.batch_size * 2,
-            label="taskemb",
-        )
+        settings = self.training_settings(self.seed, head_fit_batch_size=self.batch_size * 2, label="taskemb")
         progress = context.progress if context.show_progress else None
         train_details, fisher = self._fisher(model, tokenized, targets, settings, progress)
         array = fisher.array
@@ -182,8 +136,7 @@ class TaskEmb:
         train_details = train(model, trained, tokenized, targets, settings, progress)
         fisher = fisher_pass(
             model,
-            trained.model,
-            trained.head,
+            trained,
             tokenized,
             targets,
             components=self.components,

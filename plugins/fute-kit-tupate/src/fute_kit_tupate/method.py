@@ -2,9 +2,9 @@
 
 TuPaTE (Zhou et al., EMNLP 2022) as FUTE uses it. The space fixes the surrogate, the variant, the
 options and the seed; the seed fixes the initial tuned parameters, the initial head (with the number
-of classes), the data order and dropout. Two embeddings of one space therefore start from the same
-point, and what differs is what the task taught them: the reason raw cosine between them sits near 1
-and the default metric is cosine centred on the collection.
+of classes), the data order and dropout, so two embeddings of one space start from the same point
+and differ by what the task taught them. How the default contrast and metric follow from that: the
+plugin's README ("What is embedded and compared").
 """
 
 from __future__ import annotations
@@ -21,51 +21,29 @@ from fute_kit.errors import DataError
 from fute_kit.examples import Examples
 from fute_kit.options import option
 from fute_kit_hf.surrogate_check import surrogate_problem
-from fute_kit_hf.targets import (
-    HEAD_INITS,
-    NULL_TASK_WARNING,
-    SOFT_LOSSES,
-    head_init_option,
-    is_null_task,
-    learning_warnings,
-    majority_rate,
-    soft_loss_option,
-)
+from fute_kit_hf.targets import NULL_TASK_WARNING, is_null_task, learning_warnings, majority_rate
+from fute_kit_hf.training import NON_NEGATIVE, POSITIVE, TrainingOptions, training_option
 
 Variant = Literal["prompt", "prefix", "lora", "bitfit"]
 VARIANTS: tuple[str, ...] = ("prompt", "prefix", "lora", "bitfit")
 
 # CPU defaults of the learning rate per variant (the reference's 1e-2 is for prompts and prefixes; LoRA and
-# BitFit change weights the whole input flows through, and learn stably at a smaller rate).
+# BitFit change weights the whole input flows through, and take a smaller rate).
 DEFAULT_LEARNING_RATES = {"prompt": 1e-2, "prefix": 1e-2, "lora": 1e-3, "bitfit": 1e-3}
-
-# The loss on the probe examples must fall by this fraction, and agreement must beat the majority rate by
-# this margin, or the tuned parameters did not learn the task (the same thresholds as taskemb).
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value}")
-
-
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value}")
-
-
-def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
 
 
 @attrs.frozen
-class TuPaTE:
-    """Tuned parameters as the task embedding: soft prompt (default), prefix, LoRA or BitFit."""
+class TuPaTE(TrainingOptions):
+    """Tuned parameters as the task embedding: soft prompt (default), prefix, LoRA or BitFit.
+
+    The training options not declared here (max_length, weight_decay, max_grad_norm, soft_loss, head_init)
+    and their defaults are ``fute_kit_hf.training.TrainingOptions``'.
+    """
 
     name: ClassVar[str] = "tupate"
-    # With the default contrast the shared start cancels (task minus null task): no centring is needed, and the
-    # mean over positions does not depend on which start vector (drawn by the seed) each position had.
-    # Raw tuned parameters share their start and raw cosine saturates near 1 (methods.md §4): centre them.
+    # With the default contrast the shared start cancels (task minus null task), and the mean over positions does
+    # not depend on which start vector the seed drew for each position. Raw tuned parameters (contrast "none")
+    # share their start, so raw cosine saturates near 1: metric_for centres them (README, "What is embedded").
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"pool": "mean"})
     check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
 
@@ -79,55 +57,41 @@ class TuPaTE:
         "positions; lora/bitfit embeddings are always flat vectors",
     )
     length: int = option(
-        16, help="L: soft-prompt vectors (prompt) or key/value positions per layer (prefix)", validator=_positive
+        16, help="L: soft-prompt vectors (prompt) or key/value positions per layer (prefix)", validator=POSITIVE
     )
     init: Literal["vocab", "random"] = option(
         "vocab",
         help="prompt/prefix start: 'vocab' (embeddings, or keys/values, of L random vocabulary tokens) or "
         "'random' (normal, at the scale of those)",
     )
-    rank: int = option(4, help="LoRA rank r", validator=_positive)
+    rank: int = option(4, help="LoRA rank r", validator=POSITIVE)
     lora_alpha: float = option(
-        8.0, help="LoRA scaling alpha (the update is scaled by alpha / r)", validator=_non_negative
+        8.0, help="LoRA scaling alpha (the update is scaled by alpha / r)", validator=NON_NEGATIVE
     )
     learning_rate: float | None = option(
         None,
         help="AdamW learning rate of the tuned parameters; default per variant: prompt/prefix 1e-2, lora/bitfit 1e-3",
-        validator=_non_negative,
+        validator=attrs.validators.optional(NON_NEGATIVE),
     )
     head_learning_rate: float = option(
         1e-2,
-        help="AdamW learning rate of the linear head (1e-3 left MiniLM prompts at half the accuracy)",
-        validator=_non_negative,
+        help="AdamW learning rate of the linear head",
+        validator=NON_NEGATIVE,
     )
-    epochs: int = option(5, help="training epochs (fewer with early stopping); reference 30-60", validator=_positive)
-    batch_size: int = option(32, help="training batch size (reference 32 for datasets)", validator=_positive)
-    max_length: int = option(128, help="tokens per input; longer inputs are truncated and counted", validator=_positive)
-    warmup_fraction: float = option(0.05, help="fraction of steps with linear warm-up", validator=_fraction)
-    weight_decay: float = option(
-        0.01, help="AdamW weight decay (tuned parameters and head weight)", validator=_non_negative
-    )
-    max_grad_norm: float = option(1.0, help="gradient clipping norm", validator=_non_negative)
-    early_stopping_fraction: float = option(
-        0.1,
-        help="hold out this fraction to stop early on its loss and keep the best epoch (0 = train all epochs)",
-        validator=_fraction,
-    )
-    patience: int = option(
-        3, help="epochs without held-out improvement before stopping (reference 4)", validator=_positive
-    )
-    soft_loss: Literal["ce", "bce", "hard"] = soft_loss_option()
-    head_init: Literal["random", "probe"] = head_init_option()
+    epochs: int = training_option("epochs", 5)
+    batch_size: int = training_option("batch_size", 32)
+    warmup_fraction: float = training_option("warmup_fraction", 0.05)
+    early_stopping_fraction: float = training_option("early_stopping_fraction", 0.1)
+    patience: int = training_option("patience", 3)
     contrast: Literal["none", "prior"] = option(
         "prior",
-        help="'prior': subtract the parameters tuned, from the same start, on the null task (the same texts "
-        "labelled with the labels' prior); removes the start and what texts and class count put in them "
-        "(a prior-only model embeds to zero). Costs a second tuning run",
+        help="'prior': subtract the parameters tuned from the same start on the null task (the same texts labelled "
+        "with the labels' prior; a second tuning run); 'none': the raw tuned parameters",
     )
     dropout: bool = option(
         False,
-        help="run the frozen surrogate with dropout while tuning (as the reference code); off by default: the "
-        "tuned parameters then fit the deterministic model they are read from, and a step costs ~30% less on CPU",
+        help="run the frozen surrogate with dropout while tuning, as the reference code (off: the tuned parameters "
+        "fit the deterministic model they are read from)",
     )
     seed: int = option(0, help="fixes the initial tuned parameters and head, the data order and dropout")
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
@@ -145,8 +109,6 @@ class TuPaTE:
             "variant": VARIANTS,
             "output": ("matrix", "mean"),
             "init": ("vocab", "random"),
-            "soft_loss": SOFT_LOSSES,
-            "head_init": HEAD_INITS,
             "contrast": ("none", "prior"),
         }
         for key, allowed in choices.items():
@@ -166,7 +128,7 @@ class TuPaTE:
         import torch
 
         from fute_kit_hf.surrogate import load_surrogate, make_head
-        from fute_kit_hf.training import Settings, train
+        from fute_kit_hf.training import train
         from fute_kit_tupate.tuners import TunedWithHead
 
         started = time.perf_counter()
@@ -189,17 +151,9 @@ class TuPaTE:
             return MethodResult(zero, details, [NULL_TASK_WARNING])
         initial = tuned.snapshot()
         head = make_head(model.hidden_size, targets.num_outputs, self.seed, model.device)
-        settings = Settings(
-            epochs=self.epochs,
+        settings = self.training_settings(
+            self.seed,
             learning_rate=self.effective_learning_rate,
-            batch_size=self.batch_size,
-            warmup_fraction=self.warmup_fraction,
-            weight_decay=self.weight_decay,
-            max_grad_norm=self.max_grad_norm,
-            early_stopping_fraction=self.early_stopping_fraction,
-            patience=self.patience,
-            seed=self.seed,
-            head_init=self.head_init,
             dropout=self.dropout,
             probe_size=256,
             final_pass=True,
