@@ -26,7 +26,7 @@ def demo(
 
     with contextlib.ExitStack() as stack:
         if start_server:
-            from fute_kit_openai.local_server import start_local_server
+            from fute_kit_openai import start_local_server
 
             server = stack.enter_context(start_local_server())
             server_url, server_model = server.base_url, server.alias

@@ -50,7 +50,7 @@ def _classifier_dir(cache_dir: Path, dataset: str) -> Path:
 
 def finetune_classifiers(plan: DemoPlan, context: RunContext, echo: Callable[[str], None]) -> dict[str, str]:
     """One MiniLM classifier per builtin dataset; returns dataset -> model folder (cached)."""
-    from fute_kit_hf.finetune import finetune_classifier, read_finetune_info
+    from fute_kit_hf import finetune_classifier, read_finetune_info
 
     folders = {}
     for dataset in DATASETS:
