@@ -4,8 +4,18 @@ For models with cached predictions on U (``OUT/predictions``): ``mutual_informat
 mean H(p)), ``label_entropy`` (entropy of the histogram of predicted labels), ``neg_mean_entropy``
 (minus the mean per-example entropy: confident is better), and agreement with the pseudo-labels of an
 ensemble of all prompts of the same LLM: ``ensemble_mean`` (argmax of the mean probabilities) and
-``ensemble_vote`` (majority vote). These scores are computed on U, the unlabelled text the MTEs were
-made from, not on a target's own inputs, so they rank the prompts the same way for every target.
+``ensemble_vote`` (majority vote), and ``mdl``, below. These scores are computed on U, the unlabelled text the
+MTEs were made from, not on a target's own inputs, so they rank the prompts the same way for every target.
+
+MDL (Wu et al. 2023, "Self-adaptive In-context Learning: An Information Compression Perspective for In-context
+Example Selection and Ordering", ACL; the OpenICL ``MDLRetriever``): for each test input x, choose among the
+candidate prompts c the one with the shortest expected codelength of the unknown label,
+``E_{y ~ p(y|c,x)}[-log p(y|c,x)] = H(p(.|c,x))``, with p the model's class probabilities normalised over the
+label words. MDL is instance-wise: averaged over a whole dataset the same codelength is minus ``neg_mean_entropy``
+(LE), so for choosing one prompt per dataset ``mdl`` scores each prompt by the share of inputs of U on which MDL
+chooses it among the prompts of its ensemble (lowest entropy; a tie splits the input among the tied prompts),
+as Yang et al. 2024 ("Improving Probability-based Prompt Selection Through Unified Evaluation and Analysis",
+TACL) compare the instance-wise MDL with the dataset-wise LE.
 """
 
 from __future__ import annotations
@@ -18,7 +28,14 @@ from fute_kit.prompts import is_prompt, llm_of
 from fute_kit.selection import Study
 from fute_kit.study_folder import StudyFolder
 
-LABEL_FREE = ("mutual_information", "label_entropy", "neg_mean_entropy", "ensemble_mean", "ensemble_vote")
+LABEL_FREE = (
+    "mutual_information",
+    "label_entropy",
+    "neg_mean_entropy",
+    "mdl",
+    "ensemble_mean",
+    "ensemble_vote",
+)
 
 
 def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -88,3 +105,14 @@ def _score_against_ensemble(
     for label, choice in zip(members, choices, strict=True):
         scores["ensemble_mean"][label] = float((choice == pseudo_mean).mean())
         scores["ensemble_vote"][label] = float((choice == pseudo_vote).mean())
+    for label, share in zip(members, mdl_shares(stack), strict=True):
+        scores["mdl"][label] = share
+
+
+def mdl_shares(probs: np.ndarray) -> list[float]:
+    """MDL's instance-wise choice among prompts (probs: prompts x inputs x classes): each prompt's share of the
+    inputs on which its prediction has the lowest entropy (the shortest expected codelength of the label);
+    prompts tied at the lowest entropy share that input equally."""
+    codelength = _entropy(probs, axis=2)  # (prompts, inputs)
+    shortest = np.isclose(codelength, codelength.min(axis=0, keepdims=True), rtol=0, atol=1e-12)
+    return (shortest / shortest.sum(axis=0, keepdims=True)).mean(axis=1).tolist()
