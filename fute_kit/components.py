@@ -58,7 +58,14 @@ class DatasetSource(Protocol):
 
 @runtime_checkable
 class ModelSource(Protocol):
-    """A black-box model: labels the given inputs with its own outputs (soft labels or scores)."""
+    """A black-box model: labels the given inputs with its own outputs (soft labels or scores).
+
+    Optional: ``prompt_log_likelihood(inputs, context) -> np.ndarray``, for each input the mean log-probability
+    of the tokens of the model's prompt filled with that input (the prompt text itself, not an answer). ``fute
+    evaluate`` ranks prompts by it (SPELL, ``fute_kit.prompt_perplexity``); a source that has the method but
+    cannot serve it in a given setup raises ``NotImplementedError`` with the reason, and SPELL is then reported
+    unavailable instead of failing the evaluation.
+    """
 
     def predict(self, inputs: Examples, context: RunContext) -> Examples: ...
 

@@ -5,12 +5,19 @@ For each target of the truth (``fute_kit.truth``) the candidates are ranked by e
 
 Baselines: ``random`` (the exact expectation over every order); ``textemb`` (another study's
 similarities, such as a TextEmb space); ``size`` (more examples first, from the embeddings'
-provenance ``n_examples``); and, for models with cached predictions on U, the label-free
-prompt-selection scores of ``fute_kit.label_free``.
+provenance ``n_examples``); for models with cached predictions on U, the label-free
+prompt-selection scores of ``fute_kit.label_free`` (MI, GE, LE, MDL, ZPS); and, for prompts whose model
+source can score prompt text, SPELL's perplexity (``fute_kit.prompt_perplexity``).
+
+Each baseline's score of every candidate is written as ``baselines.csv`` (``target,candidate,baseline,score``);
+:func:`pool_evaluations` joins the evaluations of several study folders (seeds) so that the means and the
+bootstrap intervals are over targets x seeds.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +29,7 @@ import numpy as np
 from fute_kit.atomic import atomic_write_text
 from fute_kit.errors import DataError
 from fute_kit.label_free import LABEL_FREE, label_free_scores
+from fute_kit.prompt_perplexity import SPELL, spell_scores
 from fute_kit.prompts import split_label
 from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interval, random_scores, ranking_scores
 from fute_kit.selection import Study, open_study, resolve_label
@@ -30,6 +38,9 @@ from fute_kit.study_folder import StudyFolder
 from fute_kit.truth import read_truth
 
 EMBEDDING = "embedding"
+# The baselines that score each candidate (random has no score: it is the exact expectation over every order).
+SCORED_BASELINES = ("textemb", "size", *LABEL_FREE, SPELL)
+INTERVAL_KEYS = ("spearman", "top1", "regret@1")
 
 
 @attrs.frozen
@@ -40,6 +51,7 @@ class TargetEvaluation:
     similarity: tuple[float, ...]
     results: dict[str, RankingScores]
     notes: tuple[str, ...] = ()
+    baseline_scores: dict[str, tuple[float, ...]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -52,6 +64,7 @@ class Evaluation:
     space: dict[str, Any]
     targets: tuple[TargetEvaluation, ...]
     notes: tuple[str, ...] = ()
+    unavailable: dict[str, str] = attrs.field(factory=dict)
 
     def methods(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -73,12 +86,13 @@ class Evaluation:
         return result
 
     def intervals(self, level: float = 0.95) -> dict[str, dict[str, list[float] | None]]:
-        """95% bootstrap intervals over targets: each method's mean NDCG@k and regret@1/@k, and its paired
-        difference from random (an interval that excludes 0 says the method beats random beyond chance)."""
+        """95% bootstrap intervals over targets: each method's mean Spearman, top-1, NDCG@k and regret@1/@k, and
+        its paired difference from random (an interval that excludes 0 says the method beats random beyond
+        chance)."""
         result: dict[str, dict[str, list[float] | None]] = {}
         for method in self.methods():
             result[method] = {}
-            for key in (f"ndcg@{self.k}", "regret@1", f"regret@{self.k}"):
+            for key in dict.fromkeys((*INTERVAL_KEYS, f"ndcg@{self.k}", f"regret@{self.k}")):
                 pairs = [
                     (t.results[method].to_dict(self.k)[key], t.results["random"].to_dict(self.k)[key])
                     for t in self.targets
@@ -106,7 +120,8 @@ class Evaluation:
                     "target": t.target,
                     "candidates": [
                         {"label": c, "score": s, "similarity": sim}
-                        for c, s, sim in zip(t.candidates, t.truth, t.similarity, strict=True)
+                        | {"baselines": {b: v[i] for b, v in t.baseline_scores.items()}}
+                        for i, (c, s, sim) in enumerate(zip(t.candidates, t.truth, t.similarity, strict=True))
                     ],
                     "results": {m: r.to_dict(self.k) for m, r in t.results.items()},
                     "notes": list(t.notes),
@@ -114,14 +129,27 @@ class Evaluation:
                 for t in self.targets
             ],
             "notes": list(self.notes),
+            "unavailable": dict(self.unavailable),
         }
+
+    def baseline_rows(self) -> list[tuple[str, str, str, float]]:
+        """``(target, candidate, baseline, score)``: each baseline's score of every candidate it ranked."""
+        return [
+            (t.target, candidate, baseline, values[i])
+            for t in self.targets
+            for baseline, values in t.baseline_scores.items()
+            for i, candidate in enumerate(t.candidates)
+        ]
 
     def markdown(self) -> str:
         keys = list(dict.fromkeys(["ndcg", f"ndcg@{self.k}", "regret@1", f"regret@{self.k}", "spearman", "top1"]))
         keys.append("best_rank")
         out = [f"# Evaluation of {self.study}", "", f"truth: {self.truth_file}; relevance: {self.relevance}", ""]
-        means = self.means()
+        means: dict[str, Mapping[str, Any]] = dict(self.means())
+        means |= {name: dict.fromkeys(keys, "unavailable") for name in self.unavailable}
         out += [f"## Mean over targets ({len(self.targets)})", "", *_markdown_table(means, [*keys, "targets"]), ""]
+        out += [f"- {name} unavailable: {why}" for name, why in self.unavailable.items()]
+        out += [""] if self.unavailable else []
         intervals = {m: {k: _interval(v) for k, v in row.items()} for m, row in self.intervals().items()}
         out += ["95% bootstrap intervals over targets (2000 resamples; `- random`: paired difference):", ""]
         out += [*_markdown_table(intervals, list(next(iter(intervals.values()), {}))), ""]
@@ -162,8 +190,12 @@ def evaluate_study(
     relevance: Relevance = "minmax",
     textemb: str | Path | None = None,
     space_id: str | None = None,
+    spell_sample: int | None = 32,
 ) -> Evaluation:
-    """Compare the study's rankings (its ``similarity.csv``) with true scores, and the baselines."""
+    """Compare the study's rankings (its ``similarity.csv``) with true scores, and the baselines.
+
+    ``spell_sample``: how many texts of U fill each prompt for SPELL (scored once, then cached); None: no SPELL.
+    """
     if k < 1:
         raise DataError(f"--k must be at least 1, got {k}")
     if relevance not in ("minmax", "raw"):
@@ -176,11 +208,17 @@ def evaluate_study(
     other = open_study(textemb) if textemb is not None else None
     if other is not None and other.similarity is None:
         raise DataError(f"--textemb {textemb} has no similarity.csv: give a finished study folder")
-    baselines = _Baselines(
-        {e.label: float(e.provenance.n_examples) for e in study.embeddings}, label_free_scores(study), other
-    )
-    targets = []
+    scores = label_free_scores(study)
     notes = []
+    unavailable = {}
+    if spell_sample is not None:
+        spell = spell_scores(study, sample=spell_sample)
+        scores[SPELL] = spell.scores
+        if spell.unavailable and not spell.scores:
+            unavailable[SPELL] = "; ".join(spell.unavailable)
+        notes += [f"{SPELL}: {why}" for why in spell.unavailable if spell.scores]
+    baselines = _Baselines({e.label: float(e.provenance.n_examples) for e in study.embeddings}, scores, other)
+    targets = []
     grouped = _truth_by_label(table, list(study.similarity.labels), str(StudyFolder(out_dir).similarity_csv))
     for target, group in grouped.items():
         if len(group) < 2:
@@ -193,13 +231,14 @@ def evaluate_study(
         notes.append("label-free scores are computed on U (the MTEs' unlabelled text), the same for every target")
     metric = dict(study.metric) or {"name": study.similarity.metric}
     return Evaluation(
-        str(out_dir), truth_file, k, relevance, metric, study.space.to_dict(), tuple(targets), tuple(notes)
+        str(out_dir), truth_file, k, relevance, metric, study.space.to_dict(), tuple(targets), tuple(notes), unavailable
     )
 
 
 @attrs.frozen
 class _Baselines:
-    """What the baselines rank by: examples per embedding, label-free scores, another study's similarities."""
+    """What the baselines rank by: examples per embedding, label-free scores (and SPELL's), another study's
+    similarities."""
 
     sizes: dict[str, float]
     label_free: dict[str, dict[str, float]]
@@ -241,24 +280,33 @@ def _evaluate_target(
     sims = np.array([row[labels.index(c)] for c in cands])
     results = {EMBEDDING: ranking_scores(sims, true, k, relevance), "random": random_scores(true, k, relevance)}
     notes = []
+    predicted: dict[str, np.ndarray] = {}
     if baselines.textemb is not None:
-        predicted = _textemb_scores(baselines.textemb, target, [name for name, _ in group.values()])
-        if isinstance(predicted, str):
-            notes.append(f"textemb: {predicted}")
+        other = _textemb_scores(baselines.textemb, target, [name for name, _ in group.values()])
+        if isinstance(other, str):
+            notes.append(f"textemb: {other}")
         else:
-            results["textemb"] = ranking_scores(predicted, true, k, relevance)
+            predicted["textemb"] = other
     if all(c in baselines.sizes for c in cands):
-        size = np.array([baselines.sizes[c] for c in cands])
-        results["size"] = ranking_scores(size, true, k, relevance)
-        if np.all(size == size[0]):
+        predicted["size"] = np.array([baselines.sizes[c] for c in cands])
+        if np.all(predicted["size"] == predicted["size"][0]):
             notes.append("size: every candidate has the same number of examples (so it ranks as random)")
-    for name in LABEL_FREE:
-        scores = baselines.label_free[name]
+    for name in (*LABEL_FREE, SPELL):
+        scores = baselines.label_free.get(name, {})
         if all(c in scores for c in cands):
-            results[name] = ranking_scores([scores[c] for c in cands], true, k, relevance)
-    if not any(name in results for name in LABEL_FREE) and any(split_label(c)[0] == "model" for c in cands):
+            predicted[name] = np.array([scores[c] for c in cands])
+    if not any(name in predicted for name in LABEL_FREE) and any(split_label(c)[0] == "model" for c in cands):
         notes.append("label-free scores: no cached predictions on U for every candidate model")
-    return TargetEvaluation(target, tuple(cands), tuple(true.tolist()), tuple(sims.tolist()), results, tuple(notes))
+    results |= {name: ranking_scores(values, true, k, relevance) for name, values in predicted.items()}
+    return TargetEvaluation(
+        target,
+        tuple(cands),
+        tuple(true.tolist()),
+        tuple(sims.tolist()),
+        results,
+        tuple(notes),
+        {name: tuple(values.tolist()) for name, values in predicted.items()},
+    )
 
 
 def _textemb_scores(other: Study, target: str, candidates: list[str]) -> np.ndarray | str:
@@ -274,7 +322,35 @@ def _textemb_scores(other: Study, target: str, candidates: list[str]) -> np.ndar
     return np.array([row[labels.index(c)] for c in cands])
 
 
+def pool_evaluations(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """Several studies' evaluations (seeds of one study, the same truth and k) as one: each target is named
+    ``target @ study folder``, so means and bootstrap intervals are over targets x seeds."""
+    if len(evaluations) == 1:
+        return evaluations[0]
+    first = evaluations[0]
+    for other in evaluations[1:]:
+        if (other.k, other.relevance) != (first.k, first.relevance):
+            raise DataError(f"cannot pool {first.study} and {other.study}: their k or relevance differ")
+    targets = tuple(attrs.evolve(t, target=f"{t.target} @ {e.study}") for e in evaluations for t in e.targets)
+    notes = tuple(f"{e.study}: {note}" for e in evaluations for note in e.notes)
+    unavailable = {name: why for e in evaluations for name, why in e.unavailable.items()}
+    studies = ", ".join(e.study for e in evaluations)
+    return Evaluation(
+        studies, first.truth_file, first.k, first.relevance, first.metric, first.space, targets, notes, unavailable
+    )
+
+
 def write_evaluation(evaluation: Evaluation, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_text(path, json.dumps(evaluation.to_dict(), indent=2, allow_nan=False))
     return path
+
+
+def write_baselines(evaluation: Evaluation, path: str | Path) -> Path:
+    """``baselines.csv``: ``target,candidate,baseline,score`` for every baseline that scored the candidates."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["target", "candidate", "baseline", "score"])
+    writer.writerows((t, c, b, repr(float(v))) for t, c, b, v in evaluation.baseline_rows())
+    atomic_write_text(Path(path), buffer.getvalue())
+    return Path(path)

@@ -97,6 +97,29 @@ def rank(
     help="A TextEmb study folder: adds the baseline ranking by its similarities.",
 )
 @click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
+@click.option(
+    "--pool",
+    "pooled",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Another folder of the same study (another seed), repeatable: targets of every folder are pooled, so "
+    "means and intervals are over targets x seeds (needs --results).",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write evaluation.json and baselines.csv here (the pooled ones with --pool, which needs it).",
+)
+@click.option(
+    "--spell-sample",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Texts of U each prompt is filled with for SPELL's perplexity (scored once by the LLM, then cached).",
+)
+@click.option("--no-spell", is_flag=True, help="Leave SPELL out (it runs the LLM on prompts not yet scored).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of markdown tables.")
 def evaluate(
     out_dir: Path,
@@ -105,22 +128,47 @@ def evaluate(
     relevance: str,
     textemb: Path | None,
     space_id: str | None,
+    pooled: tuple[Path, ...],
+    results_dir: Path | None,
+    spell_sample: int,
+    no_spell: bool,
     as_json: bool,
 ) -> None:
     """Compare a study's rankings with true scores (NDCG, regret@k, Spearman, top-1) and baselines.
 
-    Writes OUT/evaluation.json.
+    Writes OUT/evaluation.json and OUT/baselines.csv (each baseline's score of every candidate); with --pool, each
+    folder's own and the pooled ones in --results.
     """
-    from fute_kit.evaluation import evaluate_study, write_evaluation
+    from fute_kit.evaluation import evaluate_study, pool_evaluations, write_baselines, write_evaluation
     from fute_kit.study_folder import StudyFolder
 
-    evaluation = evaluate_study(out_dir, truth_path, k=k, relevance=relevance, textemb=textemb, space_id=space_id)
-    path = write_evaluation(evaluation, StudyFolder(out_dir).evaluation_json)
+    if pooled and results_dir is None:
+        raise click.UsageError("--pool needs --results DIR: where the pooled evaluation.json and baselines.csv go")
+    evaluations = []
+    for folder in (out_dir, *pooled):
+        one = evaluate_study(
+            folder,
+            truth_path,
+            k=k,
+            relevance=relevance,
+            textemb=textemb,
+            space_id=space_id,
+            spell_sample=None if no_spell else spell_sample,
+        )
+        write_evaluation(one, StudyFolder(folder).evaluation_json)
+        write_baselines(one, StudyFolder(folder).baselines_csv)
+        evaluations.append(one)
+    evaluation = pool_evaluations(evaluations)
+    written = StudyFolder(results_dir or out_dir)
+    if pooled or results_dir is not None:
+        written.path.mkdir(parents=True, exist_ok=True)
+        write_evaluation(evaluation, written.evaluation_json)
+        write_baselines(evaluation, written.baselines_csv)
     if as_json:
         click.echo(json.dumps(evaluation.to_dict(), indent=2))
     else:
         click.echo(evaluation.markdown(), nl=False)
-        click.echo(f"\nwrote {path}", err=True)
+        click.echo(f"\nwrote {written.evaluation_json} and {written.baselines_csv}", err=True)
 
 
 # -- fute measure ---------------------------------------------------------------------------------

@@ -5,11 +5,12 @@
     OUT/
       embeddings/        the EmbeddingStore (one safetensors + JSON sidecar per embedding)
       predictions/       the PredictionCache: each model's labels on U, keyed by model fingerprint
+      perplexity/        each prompt's token log-likelihoods on a sample of U (SPELL), keyed the same way
       similarity.csv     the similarity matrix over the study's embeddings
       rankings.json      for each embedding, the others by decreasing similarity
       study.json         the summary: configuration path, space, metric, every job's outcome
       run.log            the log of the runs
-      evaluation.json    written by ``fute evaluate``
+      evaluation.json    written by ``fute evaluate``, with baselines.csv (each baseline's score per candidate)
       report.html        written by the report plugin, with figures/*.png
 
 Readers also accept a bare embeddings folder (one that holds ``space.json`` folders, no ``embeddings/``).
@@ -43,6 +44,10 @@ class StudyFolder:
         return self.path / "predictions"
 
     @property
+    def perplexity(self) -> Path:
+        return self.path / "perplexity"
+
+    @property
     def similarity_csv(self) -> Path:
         return self.path / "similarity.csv"
 
@@ -61,6 +66,10 @@ class StudyFolder:
     @property
     def evaluation_json(self) -> Path:
         return self.path / "evaluation.json"
+
+    @property
+    def baselines_csv(self) -> Path:
+        return self.path / "baselines.csv"
 
     @property
     def report_html(self) -> Path:

@@ -1,0 +1,120 @@
+"""SPELL: ranking an LLM's prompts by the perplexity of the prompt text itself, a label-free baseline.
+
+Gonen et al. 2022 ("Demystifying Prompts in Language Models via Perplexity Estimation", Findings of EMNLP 2023):
+the lower the perplexity of a prompt, filled in with the task's inputs, the better the prompt tends to do.
+Here each prompt's template is filled with a reproducible sample of U (the study's unlabelled text), the model
+source scores every filled prompt with its optional ``prompt_log_likelihood(inputs, context)`` (the mean
+log-probability of the prompt's tokens, ``fute_kit.components.ModelSource``), and the SPELL score is minus the
+mean perplexity over the sample, ``-mean_x exp(-mean token log p)`` (higher = ranked first).
+
+Scoring costs LLM calls, so the log-likelihoods are cached in ``OUT/perplexity/<model fingerprint>.json`` with
+the fingerprint of the sample they score. Where a study's model source cannot score prompt text, SPELL is
+reported unavailable with the reason instead of failing the evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fute_kit.atomic import atomic_write_text
+from fute_kit.components import RunContext
+from fute_kit.config import SourceRef, StudyConfig
+from fute_kit.errors import FuteError
+from fute_kit.examples import Examples
+from fute_kit.prompts import is_prompt
+from fute_kit.selection import Study
+
+SPELL = "spell"
+CAPABILITY = "prompt_log_likelihood"
+
+
+@attrs.frozen
+class SpellScores:
+    """SPELL scores by model label, and why some or all could not be had (empty when none is missing)."""
+
+    scores: dict[str, float]
+    unavailable: tuple[str, ...] = ()
+
+
+def can_score_prompts(source: Any) -> bool:
+    """Whether a model source has the optional prompt-text scoring capability."""
+    return callable(getattr(source, CAPABILITY, None))
+
+
+def spell_score(log_likelihoods: np.ndarray) -> float:
+    """Minus the mean perplexity of the filled prompts, from each one's mean token log-probability."""
+    return -float(np.exp(-np.asarray(log_likelihoods, dtype=np.float64)).mean())
+
+
+def spell_scores(
+    study: Study, *, sample: int = 32, registry: Any = None, context: RunContext | None = None
+) -> SpellScores:
+    """SPELL scores of the study's prompts (models named LLM/PROMPT), from the cache or by scoring the prompts."""
+    from fute_kit.config import load_config
+    from fute_kit.pipeline import load_examples, model_fingerprint
+    from fute_kit.registry import get_registry
+
+    prompts = [e for e in study.embeddings if e.kind == "model" and is_prompt(e.label)]
+    if not prompts:
+        return SpellScores({})
+    config_path = study.summary.get("config")
+    if not config_path:
+        return SpellScores({}, ("study.json names no configuration: SPELL needs the study's model sources and U",))
+    registry = registry or get_registry()
+    context = context or RunContext(show_progress=False)
+    try:
+        config = load_config(config_path, registry)
+    except (FuteError, OSError) as exc:
+        return SpellScores({}, (f"cannot read the study's configuration {config_path}: {exc}",))
+    if config.unlabeled is None:
+        return SpellScores({}, (f"{config_path} has no [unlabeled] section to fill the prompts with",))
+    inputs = load_examples(config.unlabeled, registry, context).unlabeled()
+    texts = inputs.sample(sample)
+    scores: dict[str, float] = {}
+    missing: dict[str, list[str]] = {}  # why -> the prompts it concerns
+    refs = _model_refs(config)
+    for embedding in prompts:
+        name = embedding.subject
+        ref = refs.get(name)
+        if ref is None or model_fingerprint(ref, inputs.fingerprint()) != embedding.provenance.data_fingerprint:
+            missing.setdefault(f"{config_path} no longer configures it as the study ran it", []).append(name)
+            continue
+        outcome = _log_likelihoods(study, ref, embedding.provenance.data_fingerprint, texts, registry, context)
+        if isinstance(outcome, str):
+            missing.setdefault(outcome, []).append(name)
+        else:
+            scores[embedding.label] = spell_score(outcome)
+    return SpellScores(scores, tuple(f"{why} ({', '.join(names)})" for why, names in missing.items()))
+
+
+def _model_refs(config: StudyConfig) -> dict[str, SourceRef]:
+    return {ref.name: ref for ref in config.models}
+
+
+def _log_likelihoods(
+    study: Study, ref: SourceRef, key: str, texts: Examples, registry: Any, context: RunContext
+) -> np.ndarray | str:
+    """Each filled prompt's mean token log-probability (cached), or why the model source cannot give them."""
+    from fute_kit.study_folder import StudyFolder
+
+    path = StudyFolder(study.out_dir).perplexity / f"{key}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("inputs") == texts.fingerprint():
+            return np.asarray(cached["log_likelihood"], dtype=np.float64)
+    source = registry.build("model_source", ref.source, ref.options, owner=f"model {ref.name!r}")
+    if not can_score_prompts(source):
+        return f"model source {ref.source!r} cannot score prompt text (it has no {CAPABILITY} method)"
+    try:
+        values = np.asarray(getattr(source, CAPABILITY)(texts, context), dtype=np.float64)
+    except NotImplementedError as exc:  # a source that has the method but not here (a server without logprobs)
+        return f"model source {ref.source!r}: {exc}"
+    if values.shape != (len(texts),) or not np.all(np.isfinite(values)):
+        return f"model source {ref.source!r} returned {values.shape} log-likelihoods for {len(texts)} prompts"
+    record = {"model": ref.name, "inputs": texts.fingerprint(), "log_likelihood": values.tolist()}
+    atomic_write_text(path, json.dumps(record, indent=2))
+    return values

@@ -1,0 +1,139 @@
+"""SPELL in ``fute evaluate`` without an LLM: a toy model source that scores its prompt text, the cache of the
+scores, ``baselines.csv``, pooling seeds, and "unavailable" where a source cannot score prompts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from toy_plugins import KeywordModel, ToyPlugin
+
+from fute_kit import Examples, RunContext, hookimpl
+from fute_kit.config import load_config
+from fute_kit.evaluation import EMBEDDING, evaluate_study, pool_evaluations
+from fute_kit.pipeline import run_study
+from fute_kit.prompt_perplexity import SPELL, spell_score
+from fute_kit.ranking_metrics import ranking_scores
+from fute_kit.selection_cli import evaluate
+
+
+@attrs.frozen
+class ScoredKeyword(KeywordModel):
+    """The keyword model, whose 'prompt' (the keyword written before each text) has a log-likelihood."""
+
+    name = "scored-keyword"
+    calls: ClassVar[list[int]] = []
+
+    def prompt_log_likelihood(self, inputs: Examples, context: RunContext) -> np.ndarray:
+        type(self).calls.append(len(inputs))
+        # A longer keyword is a less likely prompt; each text adds its own share.
+        return np.array([-0.5 * len(self.keyword) - 0.01 * len(t) for t in inputs.texts])
+
+
+class ScoringPlugin:
+    @hookimpl
+    def register_model_sources(self, register: Any) -> None:
+        register(ScoredKeyword)
+
+
+STUDY = """
+[space]
+surrogate = "none"
+method = "label-stats"
+options = {{ buckets = 3, seed = {seed} }}
+
+[unlabeled]
+source = "inline"
+texts = ["good film", "bad film", "fun and good", "so bad", "dull", "great fun"]
+
+[[datasets]]
+name = "reviews"
+source = "inline"
+texts = ["good", "bad", "fun", "dull"]
+labels = ["positive", "negative", "positive", "negative"]
+
+[[models]]
+name = "LLM"
+source = "{source}"
+prompts = {{ good = {{ keyword = "good" }}, fun = {{ keyword = "fun" }}, terrible = {{ keyword = "terrible" }} }}
+"""
+TRUTH = "target,candidate,score\nreviews,LLM/good,0.7\nreviews,LLM/fun,0.9\nreviews,LLM/terrible,0.5\n"
+
+
+def make_study(tmp_path: Path, registry: Any, name: str, source: str = "scored-keyword", seed: int = 0) -> Path:
+    config = tmp_path / f"{name}.toml"
+    config.write_text(STUDY.format(source=source, seed=seed))
+    out = tmp_path / name
+    run_study(load_config(config, registry), out, registry=registry, show_progress=False)
+    return out
+
+
+@pytest.fixture
+def registry(fute_registry: Any) -> Any:
+    return fute_registry(ToyPlugin(), ScoringPlugin())
+
+
+def test_spell_ranks_by_prompt_perplexity_and_caches(registry: Any, tmp_path: Path) -> None:
+    out = make_study(tmp_path, registry, "study")
+    truth = tmp_path / "truth.csv"
+    truth.write_text(TRUTH)
+    ScoredKeyword.calls.clear()
+    evaluation = evaluate_study(out, truth, spell_sample=4)
+    assert ScoredKeyword.calls == [4, 4, 4]  # each prompt scored once, on a sample of 4 texts of U
+    target = evaluation.targets[0]
+    texts = Examples(texts=["good film", "bad film", "fun and good", "so bad", "dull", "great fun"]).sample(4).texts
+    expected = {c: spell_score(np.array([-0.5 * len(c.split("/")[1]) - 0.01 * len(t) for t in texts]))
+                for c in target.candidates}  # fmt: skip
+    assert dict(zip(target.candidates, target.baseline_scores[SPELL], strict=True)) == pytest.approx(expected)
+    assert target.results[SPELL] == ranking_scores(list(expected.values()), target.truth)
+    assert target.results[SPELL].spearman == pytest.approx(1.0)  # shorter keyword, lower perplexity, better
+    assert evaluation.unavailable == {}
+    # A second evaluation reads the cache: no LLM call; a larger sample is scored anew.
+    assert evaluate_study(out, truth, spell_sample=4).targets[0].results[SPELL] == target.results[SPELL]
+    assert ScoredKeyword.calls == [4, 4, 4]
+    evaluate_study(out, truth, spell_sample=5)
+    assert ScoredKeyword.calls == [4, 4, 4, 5, 5, 5]
+
+
+def test_spell_unavailable_when_the_source_cannot_score(registry: Any, tmp_path: Path) -> None:
+    out = make_study(tmp_path, registry, "plain", source="keyword")
+    truth = tmp_path / "truth.csv"
+    truth.write_text(TRUTH)
+    evaluation = evaluate_study(out, truth)
+    assert SPELL not in evaluation.targets[0].results
+    assert "cannot score prompt text (it has no prompt_log_likelihood method)" in evaluation.unavailable[SPELL]
+    text = evaluation.markdown()
+    assert "| spell | unavailable |" in text and "- spell unavailable: model source 'keyword' cannot" in text
+    assert "method) (LLM/fun, LLM/good, LLM/terrible)" in text
+    assert "mdl" in evaluation.targets[0].results  # the other baselines are still there
+
+
+def test_evaluate_writes_baselines_and_pools_seeds(registry: Any, tmp_path: Path) -> None:
+    seeds = [make_study(tmp_path, registry, f"seed{s}", seed=s) for s in range(3)]
+    truth = tmp_path / "truth.csv"
+    truth.write_text(TRUTH)
+    runner = CliRunner()
+    args = ["--out", str(seeds[0]), "--truth", str(truth), "--spell-sample", "3", "--results", str(tmp_path / "all")]
+    result = runner.invoke(evaluate, [*args, "--pool", str(seeds[1]), "--pool", str(seeds[2]), "--json"])
+    assert result.exit_code == 0, result.output
+    pooled = json.loads(result.stdout)
+    assert len(pooled["targets"]) == 3 and pooled["targets"][1]["target"] == f"dataset:reviews @ {seeds[1]}"
+    assert pooled["mean"][EMBEDDING]["targets"] == 3
+    assert set(pooled["intervals"][SPELL]) >= {"spearman", "top1", "regret@1", "ndcg@3", "spearman - random"}
+    with open(tmp_path / "all" / "baselines.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["baseline"] for r in rows} >= {"size", "mutual_information", "label_entropy", "neg_mean_entropy",
+                                             "mdl", "ensemble_mean", "ensemble_vote", SPELL}  # fmt: skip
+    assert len([r for r in rows if r["baseline"] == SPELL]) == 9  # 3 prompts x 3 seeds
+    own = list(csv.DictReader(open(seeds[0] / "baselines.csv", newline="")))  # noqa: SIM115
+    assert {r["target"] for r in own} == {"dataset:reviews"} and (seeds[0] / "evaluation.json").is_file()
+    single = [evaluate_study(s, truth, spell_sample=3) for s in seeds]
+    assert pool_evaluations(single).to_dict()["mean"] == pooled["mean"]
+    result = runner.invoke(evaluate, ["--out", str(seeds[0]), "--truth", str(truth), "--pool", str(seeds[1])])
+    assert result.exit_code == 2 and "--pool needs --results DIR" in result.output
