@@ -26,7 +26,7 @@ The reference floored class scores at zero; that quirk is not reproduced.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -234,7 +234,7 @@ class HFPrompted:
     def is_pair_prompt(self) -> bool:
         return "text_a" in _placeholders(self.prompt)
 
-    def predict(self, inputs: Examples, context: RunContext) -> Examples:
+    def _check_inputs(self, inputs: Examples) -> None:
         if self.is_pair_prompt != inputs.is_pairs:
             wanted = "pairs (text_a, text_b)" if self.is_pair_prompt else "single texts"
             raise DataError(
@@ -242,6 +242,25 @@ class HFPrompted:
                 f"{'pairs' if inputs.is_pairs else 'single texts'}; use {{text}} for single texts, "
                 "{text_a}/{text_b} for pairs"
             )
+
+    def prompt_log_likelihood(self, inputs: Examples, context: RunContext) -> np.ndarray:
+        """Mean token log-probability of the prompt filled with each input, for SPELL (Gonen et al. 2022).
+
+        The prompt is scored as written, in plain text (system message, few-shot examples, the filled template
+        and the answer prefix, as without a chat template): the chat template's own markup is the same for every
+        prompt of the LLM and nearly certain, so it would only dilute the mean. The first token is not scored.
+        """
+        self._check_inputs(inputs)
+        model, tokenizer = load_lm(self.path, self.device, self.dtype, context.cache_dir)
+        if getattr(model.config, "is_encoder_decoder", False):
+            raise NotImplementedError(f"{self.path!r} is an encoder-decoder model: it gives no likelihood of its input")
+        prompts, _ = self._render_all(tokenizer, inputs, use_chat=False)
+        return mean_token_log_likelihood(
+            model, tokenizer, prompts, batch_size=self.batch_size, context=context, desc=f"scoring {self.path} prompts"
+        )
+
+    def predict(self, inputs: Examples, context: RunContext) -> Examples:
+        self._check_inputs(inputs)
         check = partial(label_token_ids, labels=self.labels)  # colliding label words fail before the weights load
         model, tokenizer = load_lm(self.path, self.device, self.dtype, context.cache_dir, check_tokenizer=check)
         class_tokens = label_token_ids(tokenizer, self.labels)
@@ -363,18 +382,13 @@ def next_token_scores(
     import torch
 
     encoded = tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
-    order = np.argsort([-len(ids) for ids in encoded], kind="stable")
     device = next(model.parameters()).device
     flat = torch.tensor([t for ids in class_tokens for t in ids], device=device)
     owner = torch.tensor([c for c, ids in enumerate(class_tokens) for _ in ids], device=device)
     scores = np.zeros((len(prompts), len(class_tokens)), dtype=np.float64)
     top_ids = np.zeros(len(prompts), dtype=np.int64)
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     with torch.inference_mode():
-        for idx in context.progress(chunks, total=len(chunks), desc=desc):
-            batch = tokenizer.pad(
-                {"input_ids": [encoded[i] for i in idx]}, padding=True, padding_side="left", return_tensors="pt"
-            ).to(device)
+        for idx, batch in _padded_batches(tokenizer, encoded, batch_size, "left", device, context, desc):
             logits = _answer_logits(model, tokenizer, batch["input_ids"], batch["attention_mask"], skip_whitespace)
             label_logits = logits[:, flat]
             per_class = torch.full((len(idx), len(class_tokens)), float("-inf"), device=device, dtype=logits.dtype)
@@ -382,6 +396,47 @@ def next_token_scores(
             scores[idx] = per_class.double().cpu().numpy()
             top_ids[idx] = logits.argmax(dim=-1).cpu().numpy()
     return scores, top_ids
+
+
+def mean_token_log_likelihood(
+    model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int, context: RunContext, desc: str = "scoring"
+) -> np.ndarray:
+    """Each text's mean log-probability of its tokens after the first (a causal LM; texts sorted by length and
+    right-padded per batch)."""
+    import torch
+
+    encoded = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    short = [i for i, ids in enumerate(encoded) if len(ids) < 2]
+    if short:
+        raise PromptError(f"text {short[0]} has {len(encoded[short[0]])} token: a likelihood needs at least two")
+    device = next(model.parameters()).device
+    result = np.zeros(len(texts), dtype=np.float64)
+    with torch.inference_mode():
+        for idx, batch in _padded_batches(tokenizer, encoded, batch_size, "right", device, context, desc):
+            logits = model(**batch, use_cache=False).logits[:, :-1].float()
+            targets, mask = batch["input_ids"][:, 1:], batch["attention_mask"][:, 1:].float()
+            token_lp = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+            result[idx] = ((token_lp * mask).sum(-1) / mask.sum(-1)).double().cpu().numpy()
+    return result
+
+
+def _padded_batches(
+    tokenizer: Any,
+    encoded: Sequence[Sequence[int]],
+    batch_size: int,
+    side: str,
+    device: Any,
+    context: RunContext,
+    desc: str,
+) -> Iterator[tuple[np.ndarray, Any]]:
+    """(indices, padded tensors) of batches of similar length: the token lists sorted longest first."""
+    order = np.argsort([-len(ids) for ids in encoded], kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for idx in context.progress(chunks, total=len(chunks), desc=desc):
+        padded = tokenizer.pad(
+            {"input_ids": [encoded[i] for i in idx]}, padding=True, padding_side=side, return_tensors="pt"
+        )
+        yield idx, padded.to(device)
 
 
 def _forward_last(model: Any, input_ids: Any, attention_mask: Any, decoder_ids: Any | None) -> Any:

@@ -276,3 +276,61 @@ class OpenAIModel:
         from fute_kit_openai.runner import label_inputs
 
         return label_inputs(self, inputs, context)
+
+    # -- SPELL: the prompt's own likelihood ---------------------------------------------------------
+    def prompt_log_likelihood(self, inputs: Examples, context: RunContext) -> np.ndarray:
+        """Mean log-probability of each filled prompt's tokens (SPELL, Gonen et al. 2022), the first token aside.
+
+        The prompt is the plain-text one of ``endpoint = 'completions'`` (system, few-shot, filled template), sent
+        to ``/completions`` with ``echo`` and ``logprobs`` (OpenAI's format: ``choices[0].logprobs.token_logprobs``,
+        the prompt's ``usage.prompt_tokens`` tokens first). One probe request first: an endpoint that returns no
+        log-probabilities of the prompt's tokens raises ``NotImplementedError`` saying so. llama.cpp's server (the
+        local server, xllamacpp) is one: it accepts ``echo`` but returns the generated token's log-probability only.
+        """
+        from fute_kit_openai.client import Accounting, Endpoint, RetryPolicy
+
+        if (self.input_kind == "pairs") != inputs.is_pairs:
+            raise DataError(f"openai model {self.model!r}: the prompt's placeholders do not fit the inputs' kind")
+        url = self.resolved_base_url() + "/completions"
+        params = {"model": self.model, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
+        common = {"system": self.system, "few_shot": self.few_shot, "labels": self.labels}
+        pairs = inputs.text_pairs
+        bodies = [
+            {**params, "prompt": completion_prompt(self.prompt, text, pairs[i] if pairs else None, **common)}
+            for i, text in enumerate(inputs.texts)
+        ]
+        endpoint = Endpoint(
+            url,
+            base_url=self.resolved_base_url(),
+            api_key=self.api_key(url),
+            api_key_env=self.api_key_env,
+            model=self.model,
+            policy=RetryPolicy(self.max_retries, self.timeout, self.retry_backoff, self.retry_backoff_max),
+            concurrency=self.concurrency,
+            accounting=Accounting(),
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+        )
+        answers: dict[str, dict[str, Any]] = {}
+
+        def keep(key: str, body: Any, answer: dict[str, Any]) -> None:
+            answers[key] = answer
+
+        run_coroutine(lambda: endpoint.run_all([("0", bodies[0])], keep))
+        _prompt_token_logprobs(answers["0"], url)  # the probe: fails at once where prompts are not scored
+        run_coroutine(lambda: endpoint.run_all([(str(i), b) for i, b in enumerate(bodies) if i], keep))
+        return np.array([np.mean(_prompt_token_logprobs(answers[str(i)], url)) for i in range(len(bodies))])
+
+
+def _prompt_token_logprobs(answer: dict[str, Any], url: str) -> list[float]:
+    """The log-probabilities of an echoed prompt's tokens after the first, or NotImplementedError saying why not."""
+    choices = answer.get("choices") or [{}]
+    values = (choices[0].get("logprobs") or {}).get("token_logprobs")
+    prompt_tokens = (answer.get("usage") or {}).get("prompt_tokens")
+    if not isinstance(values, list) or not prompt_tokens or len(values) < prompt_tokens or prompt_tokens < 2:
+        raise NotImplementedError(
+            f"{url} returned no log-probabilities of the prompt's tokens for echo=true (the llama.cpp server behind "
+            "the local server gives the generated token's only); score prompts with hf-prompted, or an endpoint "
+            "that echoes prompt log-probabilities"
+        )
+    return [float(v) for v in values[1:prompt_tokens]]
