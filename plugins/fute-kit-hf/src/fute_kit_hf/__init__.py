@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fute_kit import hookimpl
+from fute_kit.plugin import hookimpl
 from fute_kit_hf.finetune import finetune_classifier, read_finetune_info  # light: torch loads when one runs
 
 __all__ = ["finetune_classifier", "read_finetune_info"]  # what other plugins may use (fute demo)

@@ -15,8 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from fute_kit.components import default_cache_dir
-from fute_kit.errors import FuteError
+from fute_kit.plugin import FuteError, default_cache_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ALIASES = {

@@ -9,7 +9,7 @@ import click
 
 
 def _settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
-    from fute_kit.clitools import parse_settings
+    from fute_kit.plugin import parse_settings
 
     return parse_settings(values, flag)
 
@@ -55,9 +55,7 @@ def finetune_command(
     fute finetune builtin:bbc-topic --out models/bbc
     fute finetune --source files --set path=reviews.csv --set label=stars --out models/reviews
     """
-    from fute_kit.components import RunContext
-    from fute_kit.errors import FuteError
-    from fute_kit.registry import get_registry
+    from fute_kit.plugin import FuteError, RunContext, get_registry
     from fute_kit_hf.finetune import finetune_classifier, read_finetune_info
 
     options = _settings(settings, "--set")
@@ -183,7 +181,7 @@ def transfer_command(
     """
     import time
 
-    from fute_kit.components import RunContext
+    from fute_kit.plugin import RunContext
     from fute_kit_hf import transfer
 
     chosen = [bool(datasets), zoo, study_path is not None]

@@ -16,10 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import numpy as np
 
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError
-from fute_kit.examples import Examples
-from fute_kit.options import option
+from fute_kit.plugin import DataError, Examples, RunContext, option
 
 if TYPE_CHECKING:
     import pandas as pd

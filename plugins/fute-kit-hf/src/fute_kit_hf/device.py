@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fute_kit.errors import FuteError
+from fute_kit.plugin import FuteError
 
 
 def resolve_device(device: str = "auto") -> Any:

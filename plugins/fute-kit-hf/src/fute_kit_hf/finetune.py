@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError, FuteError
-from fute_kit.examples import Examples
+from fute_kit.plugin import DataError, Examples, FuteError, RunContext
 
 FINGERPRINT_FILE = "fute_finetune.json"
 

@@ -13,10 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError, FuteError
-from fute_kit.examples import Examples
-from fute_kit.options import option
+from fute_kit.plugin import DataError, Examples, FuteError, RunContext, option
 
 
 class ModelLoadError(FuteError):

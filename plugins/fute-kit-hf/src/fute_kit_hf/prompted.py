@@ -34,11 +34,16 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError, FuteError
-from fute_kit.examples import Examples
-from fute_kit.options import option
-from fute_kit.prompts import CALIBRATION_HELP, Calibration, calibrate_and_record
+from fute_kit.plugin import (
+    CALIBRATION_HELP,
+    Calibration,
+    DataError,
+    Examples,
+    FuteError,
+    RunContext,
+    calibrate_and_record,
+    option,
+)
 
 
 class PromptError(FuteError, ValueError):

@@ -42,8 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import numpy as np
 
-from fute_kit.errors import DataError, FuteError
-from fute_kit.examples import Examples
+from fute_kit.plugin import DataError, Examples, FuteError
 
 if TYPE_CHECKING:
     import torch

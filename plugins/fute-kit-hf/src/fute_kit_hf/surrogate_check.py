@@ -19,7 +19,7 @@ PATH_STARTS = (".", "/", "~")
 def _known_names() -> list[str]:
     names = list(ALIASES)
     try:  # named local models (fute llm fetch NAME), where the core has them
-        from fute_kit.local_models import MODELS  # type: ignore[import-not-found, unused-ignore]
+        from fute_kit.plugin import LOCAL_MODELS as MODELS  # type: ignore[import-not-found, unused-ignore]
 
         names += list(MODELS)
     except ImportError:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import numpy as np
 
-from fute_kit.errors import DataError
-from fute_kit.examples import Examples
+from fute_kit.plugin import DataError, Examples
 
 if TYPE_CHECKING:
     import torch

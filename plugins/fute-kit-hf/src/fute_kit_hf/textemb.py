@@ -13,10 +13,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from fute_kit.components import MethodResult, RunContext
-from fute_kit.errors import DataError
-from fute_kit.examples import Examples
-from fute_kit.options import option
+from fute_kit.plugin import DataError, Examples, MethodResult, RunContext, option
 from fute_kit_hf.surrogate_check import surrogate_problem
 
 

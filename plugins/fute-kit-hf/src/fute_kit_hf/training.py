@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import attrs
 import numpy as np
 
-from fute_kit.options import option
+from fute_kit.plugin import option
 from fute_kit_hf.targets import (
     HEAD_INITS,
     SOFT_LOSSES,

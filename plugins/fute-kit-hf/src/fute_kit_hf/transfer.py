@@ -31,10 +31,7 @@ from typing import Any
 
 import attrs
 
-from fute_kit.atomic import atomic_write_text
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError, FuteError
-from fute_kit.examples import Examples
+from fute_kit.plugin import DataError, Examples, FuteError, RunContext, atomic_write_text
 
 TRUTH_FILE = "truth.csv"
 MODELS_TRUTH_FILE = "truth-models.csv"  # the same rows, candidates named as the study's classifiers (ft-<source>)
@@ -55,7 +52,7 @@ class TransferDataset:
     test_options: dict[str, Any] = attrs.field(factory=dict)
 
     def load(self, split: str, context: RunContext) -> Examples:
-        from fute_kit.registry import get_registry
+        from fute_kit.plugin import get_registry
 
         options = self.options if split == "train" else {**self.options, **self.test_options}
         try:
@@ -148,7 +145,7 @@ def zoo_names() -> list[str]:
 
 def study_datasets(path: str | Path) -> list[TransferDataset]:
     """The ``[[datasets]]`` of a study TOML; each needs a ``split`` option (its test split is ``split = "test"``)."""
-    from fute_kit.config import load_config
+    from fute_kit.plugin import load_config
 
     config = load_config(path)
     found = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fute_kit.hookspecs import hookimpl
+from fute_kit.plugin import hookimpl
 from fute_kit_metrics.cka import CKAMetric, linear_cka, rbf_cka
 from fute_kit_metrics.cosine import CosineMetric, save_reference_mean
 

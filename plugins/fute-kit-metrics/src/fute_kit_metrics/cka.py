@@ -13,8 +13,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from fute_kit.errors import DataError
-from fute_kit.options import option
+from fute_kit.plugin import DataError, option
 
 # Largest stack of n x n Gram matrices held at once (float64 numbers): 512 MB.
 _GRAM_BUDGET = 2**26

@@ -9,8 +9,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from fute_kit.errors import DataError
-from fute_kit.options import option
+from fute_kit.plugin import DataError, option
 
 Normalize = Literal["none", "component", "task2vec"]
 
@@ -140,7 +139,7 @@ def save_reference_mean(path: str | Path, arrays: Sequence[np.ndarray], normaliz
 
     Use the same ``normalize`` as the metric that will read it with ``center = "reference"``.
     """
-    from fute_kit.atomic import atomic_write_bytes
+    from fute_kit.plugin import atomic_write_bytes
 
     if normalize == "task2vec":
         raise DataError('save_reference_mean: normalize = "task2vec" cannot be centred; use "none" or "component"')

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fute_kit import hookimpl
+from fute_kit.plugin import hookimpl
 from fute_kit_openai.local_server import start_local_server  # stdlib only until a server starts
 
 __all__ = ["start_local_server"]  # what other plugins may use (fute demo --start-server)

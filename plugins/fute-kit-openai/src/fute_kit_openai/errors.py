@@ -5,7 +5,7 @@ Answers received before an error are already in the response cache: a rerun asks
 
 from __future__ import annotations
 
-from fute_kit.errors import FuteError
+from fute_kit.plugin import FuteError
 
 RESUME_HINT = "answers received so far are cached: rerunning asks only for the missing ones"
 

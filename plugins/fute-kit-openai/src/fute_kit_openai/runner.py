@@ -7,10 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError
-from fute_kit.examples import Examples
-from fute_kit.prompts import calibrate_and_record
+from fute_kit.plugin import DataError, Examples, RunContext, calibrate_and_record
 from fute_kit_openai.cache import ResponseCache, request_key
 from fute_kit_openai.client import Accounting, Endpoint, RetryPolicy
 

@@ -13,11 +13,7 @@ from urllib.parse import urlparse
 import attrs
 import numpy as np
 
-from fute_kit.components import RunContext
-from fute_kit.errors import DataError
-from fute_kit.examples import Examples
-from fute_kit.options import option
-from fute_kit.prompts import CALIBRATION_HELP, Calibration
+from fute_kit.plugin import CALIBRATION_HELP, Calibration, DataError, Examples, RunContext, option
 from fute_kit_openai.prompts import (
     LabelMatcher,
     answer_position,
@@ -102,7 +98,7 @@ def _validate(instance: OpenAIModel) -> None:
         if value is not None and (value < 0 or (key.endswith("minute") and value == 0)):
             problems.append(f"{key}: must be positive, got {value}")
     if problems:
-        from fute_kit.errors import OptionsError
+        from fute_kit.plugin import OptionsError
 
         # Every problem at once, each under its key (the study config reports them by entry and key).
         raise OptionsError("model source 'openai'", [tuple(p.split(": ", 1)) for p in problems])  # type: ignore[misc]

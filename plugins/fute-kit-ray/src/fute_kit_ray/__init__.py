@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fute_kit import hookimpl
+from fute_kit.plugin import hookimpl
 
 
 @hookimpl

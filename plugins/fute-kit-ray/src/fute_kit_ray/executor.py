@@ -17,8 +17,7 @@ from typing import Any
 
 import attrs
 
-from fute_kit import option
-from fute_kit.errors import FuteError
+from fute_kit.plugin import FuteError, option
 
 log = logging.getLogger("fute_kit")
 

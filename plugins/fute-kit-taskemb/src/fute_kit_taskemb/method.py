@@ -13,9 +13,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import numpy as np
 
-from fute_kit.components import MethodResult, RunContext
-from fute_kit.examples import Examples
-from fute_kit.options import option
+from fute_kit.plugin import Examples, MethodResult, RunContext, option
 from fute_kit_hf.surrogate_check import surrogate_problem
 from fute_kit_hf.training import POSITIVE, TrainingOptions
 

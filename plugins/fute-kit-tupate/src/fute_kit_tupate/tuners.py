@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 import torch
 
-from fute_kit.errors import DataError
+from fute_kit.plugin import DataError
 from fute_kit_hf.surrogate import Batch, Surrogate
 from fute_kit_tupate.prefix import PrefixParameters, build_prefix
 
