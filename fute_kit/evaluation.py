@@ -29,7 +29,7 @@ import numpy as np
 from fute_kit.atomic import atomic_write_text
 from fute_kit.errors import DataError
 from fute_kit.label_free import LABEL_FREE, label_free_scores
-from fute_kit.prompt_perplexity import SPELL, spell_scores
+from fute_kit.prompt_perplexity import SPELL, SpellFallback, spell_scores
 from fute_kit.prompts import split_label
 from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interval, random_scores, ranking_scores
 from fute_kit.selection import Study, open_study, resolve_label
@@ -191,10 +191,12 @@ def evaluate_study(
     textemb: str | Path | None = None,
     space_id: str | None = None,
     spell_sample: int | None = 32,
+    spell_fallback: SpellFallback | None = None,
 ) -> Evaluation:
     """Compare the study's rankings (its ``similarity.csv``) with true scores, and the baselines.
 
     ``spell_sample``: how many texts of U fill each prompt for SPELL (scored once, then cached); None: no SPELL.
+    ``spell_fallback``: the source that scores prompts whose own source cannot (``fute_kit.prompt_perplexity``).
     """
     if k < 1:
         raise DataError(f"--k must be at least 1, got {k}")
@@ -212,7 +214,7 @@ def evaluate_study(
     notes = []
     unavailable = {}
     if spell_sample is not None:
-        spell = spell_scores(study, sample=spell_sample)
+        spell = spell_scores(study, sample=spell_sample, fallback=spell_fallback)
         scores[SPELL] = spell.scores
         if spell.unavailable and not spell.scores:
             unavailable[SPELL] = "; ".join(spell.unavailable)

@@ -8,13 +8,17 @@ log-probability of the prompt's tokens, ``fute_kit.components.ModelSource``), an
 mean perplexity over the sample, ``-mean_x exp(-mean token log p)`` (higher = ranked first).
 
 Scoring costs LLM calls, so the log-likelihoods are cached in ``OUT/perplexity/<model fingerprint>.json`` with
-the fingerprint of the sample they score. Where a study's model source cannot score prompt text, SPELL is
-reported unavailable with the reason instead of failing the evaluation.
+the fingerprint of the sample they score and the source that scored them. Where a study's model source cannot
+score prompt text (the ``openai`` source on the local llama.cpp server), a ``fallback`` source of the same LLM may
+(``hf-prompted`` with the LLM's local weights: ``fute evaluate --spell-model``), given every option of the prompt it
+shares (prompt, labels, system message, few-shot examples...); else SPELL is reported unavailable with the reason
+instead of failing the evaluation.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -30,6 +34,27 @@ from fute_kit.selection import Study
 
 SPELL = "spell"
 CAPABILITY = "prompt_log_likelihood"
+
+
+@attrs.frozen
+class SpellFallback:
+    """A model source that scores prompts whose own source cannot: it takes every option of the prompt's source
+    that it also has, then ``options`` (such as the path of the LLM's weights)."""
+
+    source: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+    def build(self, ref: SourceRef, registry: Any) -> Any:
+        from fute_kit.options import option_fields
+
+        spec = registry.get("model_source", self.source)
+        shared = {f.name for f in option_fields(spec.cls)} & set(ref.options)
+        options = {key: ref.options[key] for key in shared} | self.options
+        return spec.build(options, owner=f"SPELL's {self.source} for model {ref.name!r}")
+
+    def describe(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
+        return f"{self.source}({settings})"
 
 
 @attrs.frozen
@@ -51,12 +76,18 @@ def spell_score(log_likelihoods: np.ndarray) -> float:
 
 
 def spell_scores(
-    study: Study, *, sample: int = 32, registry: Any = None, context: RunContext | None = None
+    study: Study,
+    *,
+    sample: int = 32,
+    fallback: SpellFallback | None = None,
+    registry: Any = None,
+    context: RunContext | None = None,
 ) -> SpellScores:
     """SPELL scores of the study's prompts (models named LLM/PROMPT), from the cache or by scoring the prompts."""
     from fute_kit.config import load_config
     from fute_kit.pipeline import load_examples, model_fingerprint
     from fute_kit.registry import get_registry
+    from fute_kit.study_folder import StudyFolder
 
     prompts = [e for e in study.embeddings if e.kind == "model" and is_prompt(e.label)]
     if not prompts:
@@ -83,7 +114,8 @@ def spell_scores(
         if ref is None or model_fingerprint(ref, inputs.fingerprint()) != embedding.provenance.data_fingerprint:
             missing.setdefault(f"{config_path} no longer configures it as the study ran it", []).append(name)
             continue
-        outcome = _log_likelihoods(study, ref, embedding.provenance.data_fingerprint, texts, registry, context)
+        cache = StudyFolder(study.out_dir).perplexity / f"{embedding.provenance.data_fingerprint}.json"
+        outcome = _log_likelihoods(cache, ref, fallback, texts, registry, context)
         if isinstance(outcome, str):
             missing.setdefault(outcome, []).append(name)
         else:
@@ -96,25 +128,40 @@ def _model_refs(config: StudyConfig) -> dict[str, SourceRef]:
 
 
 def _log_likelihoods(
-    study: Study, ref: SourceRef, key: str, texts: Examples, registry: Any, context: RunContext
+    path: Path, ref: SourceRef, fallback: SpellFallback | None, texts: Examples, registry: Any, context: RunContext
 ) -> np.ndarray | str:
-    """Each filled prompt's mean token log-probability (cached), or why the model source cannot give them."""
-    from fute_kit.study_folder import StudyFolder
-
-    path = StudyFolder(study.out_dir).perplexity / f"{key}.json"
+    """Each filled prompt's mean token log-probability (cached at ``path``) from the prompt's own source, else from
+    the fallback; or why neither can give them."""
+    scorers = [ref.source] + ([fallback.describe()] if fallback else [])
     if path.is_file():
         cached = json.loads(path.read_text())
-        if cached.get("inputs") == texts.fingerprint():
+        if cached.get("inputs") == texts.fingerprint() and cached.get("scorer") in scorers:
             return np.asarray(cached["log_likelihood"], dtype=np.float64)
-    source = registry.build("model_source", ref.source, ref.options, owner=f"model {ref.name!r}")
+    outcome = _score(registry.build("model_source", ref.source, ref.options, owner=f"model {ref.name!r}"), texts,
+                     context, f"model source {ref.source!r}")  # fmt: skip
+    scorer = ref.source
+    if isinstance(outcome, str) and fallback is not None:
+        try:
+            source = fallback.build(ref, registry)
+        except FuteError as exc:
+            return f"{outcome}; the fallback {fallback.describe()} cannot be built: {exc}"
+        scorer = fallback.describe()
+        outcome = _score(source, texts, context, f"the fallback {scorer}")
+    if isinstance(outcome, str):
+        return outcome
+    record = {"model": ref.name, "scorer": scorer, "inputs": texts.fingerprint(), "log_likelihood": outcome.tolist()}
+    atomic_write_text(path, json.dumps(record, indent=2))
+    return outcome
+
+
+def _score(source: Any, texts: Examples, context: RunContext, what: str) -> np.ndarray | str:
+    """One source's log-likelihoods of the filled prompts, or why it cannot give them."""
     if not can_score_prompts(source):
-        return f"model source {ref.source!r} cannot score prompt text (it has no {CAPABILITY} method)"
+        return f"{what} cannot score prompt text (it has no {CAPABILITY} method)"
     try:
         values = np.asarray(getattr(source, CAPABILITY)(texts, context), dtype=np.float64)
     except NotImplementedError as exc:  # a source that has the method but not here (a server without logprobs)
-        return f"model source {ref.source!r}: {exc}"
+        return f"{what}: {exc}"
     if values.shape != (len(texts),) or not np.all(np.isfinite(values)):
-        return f"model source {ref.source!r} returned {values.shape} log-likelihoods for {len(texts)} prompts"
-    record = {"model": ref.name, "inputs": texts.fingerprint(), "log_likelihood": values.tolist()}
-    atomic_write_text(path, json.dumps(record, indent=2))
+        return f"{what} returned {values.shape} log-likelihoods for {len(texts)} prompts"
     return values

@@ -119,6 +119,13 @@ def rank(
     show_default=True,
     help="Texts of U each prompt is filled with for SPELL's perplexity (scored once by the LLM, then cached).",
 )
+@click.option(
+    "--spell-model",
+    default=None,
+    metavar="LLM",
+    help="Where a prompt's own source cannot score prompt text (openai on the local server), score it with "
+    "hf-prompted and this LLM (a fetched local model name, alias or folder), the same prompt, labels and examples.",
+)
 @click.option("--no-spell", is_flag=True, help="Leave SPELL out (it runs the LLM on prompts not yet scored).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of markdown tables.")
 def evaluate(
@@ -131,6 +138,7 @@ def evaluate(
     pooled: tuple[Path, ...],
     results_dir: Path | None,
     spell_sample: int,
+    spell_model: str | None,
     no_spell: bool,
     as_json: bool,
 ) -> None:
@@ -140,6 +148,7 @@ def evaluate(
     folder's own and the pooled ones in --results.
     """
     from fute_kit.evaluation import evaluate_study, pool_evaluations, write_baselines, write_evaluation
+    from fute_kit.prompt_perplexity import SpellFallback
     from fute_kit.study_folder import StudyFolder
 
     if pooled and results_dir is None:
@@ -154,6 +163,7 @@ def evaluate(
             textemb=textemb,
             space_id=space_id,
             spell_sample=None if no_spell else spell_sample,
+            spell_fallback=SpellFallback("hf-prompted", {"path": spell_model}) if spell_model else None,
         )
         write_evaluation(one, StudyFolder(folder).evaluation_json)
         write_baselines(one, StudyFolder(folder).baselines_csv)

@@ -18,7 +18,7 @@ from fute_kit import Examples, RunContext, hookimpl
 from fute_kit.config import load_config
 from fute_kit.evaluation import EMBEDDING, evaluate_study, pool_evaluations
 from fute_kit.pipeline import run_study
-from fute_kit.prompt_perplexity import SPELL, spell_score
+from fute_kit.prompt_perplexity import SPELL, SpellFallback, spell_score
 from fute_kit.ranking_metrics import ranking_scores
 from fute_kit.selection_cli import evaluate
 
@@ -112,6 +112,29 @@ def test_spell_unavailable_when_the_source_cannot_score(registry: Any, tmp_path:
     assert "| spell | unavailable |" in text and "- spell unavailable: model source 'keyword' cannot" in text
     assert "method) (LLM/fun, LLM/good, LLM/terrible)" in text
     assert "mdl" in evaluation.targets[0].results  # the other baselines are still there
+
+
+def test_spell_fallback_scores_what_the_source_cannot(registry: Any, tmp_path: Path) -> None:
+    out = make_study(tmp_path, registry, "plain", source="keyword")
+    truth = tmp_path / "truth.csv"
+    truth.write_text(TRUTH)
+    ScoredKeyword.calls.clear()
+    # The fallback takes the options it shares with the prompt's source (keyword), then its own (sureness).
+    fallback = SpellFallback("scored-keyword", {"sureness": 0.5})
+    evaluation = evaluate_study(out, truth, spell_sample=4, spell_fallback=fallback)
+    assert ScoredKeyword.calls == [4, 4, 4] and evaluation.unavailable == {}
+    assert evaluation.targets[0].results[SPELL].spearman == pytest.approx(1.0)
+    cached = json.loads(next((out / "perplexity").glob("*.json")).read_text())
+    assert cached["scorer"] == "scored-keyword(sureness=0.5)"
+    # Without the fallback, the cached scores of the fallback are not taken for the source's own.
+    assert SPELL in evaluate_study(out, truth, spell_sample=4).unavailable and ScoredKeyword.calls == [4, 4, 4]
+    broken = evaluate_study(out, truth, spell_sample=5, spell_fallback=SpellFallback("no-such-source"))
+    assert "the fallback no-such-source() cannot be built" in broken.unavailable[SPELL]
+    # The command's --spell-model is the fallback hf-prompted(path=LLM); this registry has no hf-prompted.
+    args = ["--out", str(out), "--truth", str(truth), "--spell-sample", "6", "--spell-model", "qwen", "--json"]
+    result = CliRunner().invoke(evaluate, args)
+    assert result.exit_code == 0, result.output
+    assert "the fallback hf-prompted(path='qwen') cannot be built" in json.loads(result.stdout)["unavailable"][SPELL]
 
 
 def test_evaluate_writes_baselines_and_pools_seeds(registry: Any, tmp_path: Path) -> None:
