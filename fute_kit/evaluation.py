@@ -326,14 +326,22 @@ def _textemb_scores(other: Study, target: str, candidates: list[str]) -> np.ndar
 
 def pool_evaluations(evaluations: Sequence[Evaluation]) -> Evaluation:
     """Several studies' evaluations (seeds of one study, the same truth and k) as one: each target is named
-    ``target @ study folder``, so means and bootstrap intervals are over targets x seeds."""
+    ``target @ study folder`` (the folder's name, or its path where names repeat), so means and bootstrap
+    intervals are over targets x seeds."""
     if len(evaluations) == 1:
         return evaluations[0]
     first = evaluations[0]
     for other in evaluations[1:]:
         if (other.k, other.relevance) != (first.k, first.relevance):
             raise DataError(f"cannot pool {first.study} and {other.study}: their k or relevance differ")
-    targets = tuple(attrs.evolve(t, target=f"{t.target} @ {e.study}") for e in evaluations for t in e.targets)
+    names = [Path(e.study).name for e in evaluations]
+    if len(set(names)) < len(names):  # folders of one name in different places: their full paths tell them apart
+        names = [e.study for e in evaluations]
+    targets = tuple(
+        attrs.evolve(t, target=f"{t.target} @ {name}")
+        for name, e in zip(names, evaluations, strict=True)
+        for t in e.targets
+    )
     notes = tuple(f"{e.study}: {note}" for e in evaluations for note in e.notes)
     unavailable = {name: why for e in evaluations for name, why in e.unavailable.items()}
     studies = ", ".join(e.study for e in evaluations)

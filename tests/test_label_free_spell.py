@@ -146,7 +146,7 @@ def test_evaluate_writes_baselines_and_pools_seeds(registry: Any, tmp_path: Path
     result = runner.invoke(evaluate, [*args, "--pool", str(seeds[1]), "--pool", str(seeds[2]), "--json"])
     assert result.exit_code == 0, result.output
     pooled = json.loads(result.stdout)
-    assert len(pooled["targets"]) == 3 and pooled["targets"][1]["target"] == f"dataset:reviews @ {seeds[1]}"
+    assert len(pooled["targets"]) == 3 and pooled["targets"][1]["target"] == "dataset:reviews @ seed1"
     assert pooled["mean"][EMBEDDING]["targets"] == 3
     assert set(pooled["intervals"][SPELL]) >= {"spearman", "top1", "regret@1", "ndcg@3", "spearman - random"}
     with open(tmp_path / "all" / "baselines.csv", newline="") as handle:
