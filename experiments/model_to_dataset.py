@@ -215,6 +215,8 @@ def stored_models(cache: Path) -> dict[str, dict[str, Any]]:
                 accuracy = info.get("metrics", {}).get("eval_accuracy")
                 models[f"{model}-{name}"] = {"path": str(folder), "accuracy": accuracy, "dataset": name}
         for folder in sorted((cache / "random-head").glob(f"{name}-*")):
+            if not (folder / "random_head.json").is_file():
+                continue  # still being written by a run in progress
             info = json.loads((folder / "random_head.json").read_text(encoding="utf-8"))
             models[f"random-{name}"] = {"path": str(folder), "accuracy": info["accuracy"], "dataset": name}
     return models
