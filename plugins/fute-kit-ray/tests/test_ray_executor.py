@@ -69,11 +69,12 @@ def test_same_embeddings_as_the_local_executor(local_ray: Any, tmp_path: Path) -
 @pytest.mark.slow
 def test_failed_job_is_reported_and_others_finish(local_ray: Any, tmp_path: Path) -> None:
     config = _study({"name": "ray"})
-    config["datasets"].append({"name": "broken", "source": "inline", "texts": ["a"], "labels": []})
+    # Bad data is refused before any job starts (pre-flight); a model failing in its own job is not.
+    config["models"].append({"name": "broken", "source": "constant", "probabilities": {"x": 0.0, "y": 0.0}})
     result = run_study(parse_config(config), tmp_path, show_progress=False)
     statuses = {o.name: o.status for o in result.outcomes}
     assert statuses.pop("broken") == "failed" and set(statuses.values()) == {"computed"}
-    assert "1 texts but 0 labels" in result.failures[0].error  # the job's own message, not Ray's wrapper
+    assert "not all zero" in result.failures[0].error  # the job's own message, not Ray's wrapper
 
 
 def test_transient_failure_is_retried(local_ray: Any, tmp_path: Path) -> None:
