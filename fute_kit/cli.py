@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, study_folder_option
+from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, settings_option, study_folder_option
 from fute_kit.errors import FuteError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -155,18 +155,16 @@ def _print_outcomes(result: Any) -> None:
 @click.argument("kind", type=click.Choice(["dataset", "model"]))
 @click.argument("name")
 @click.option("--source", required=True, help="Dataset or model source, e.g. files, builtin, hf.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="A source option (repeatable).")
+@settings_option("--set", "settings", help="A source option (repeatable).")
 @click.option("--surrogate", default="minilm", show_default=True)
 @click.option("--method", default="taskemb", show_default=True)
-@click.option("--option", "method_options", multiple=True, metavar="KEY=VALUE", help="A method option.")
-@click.option(
+@settings_option("--option", "method_options", help="A method option.")
+@settings_option(
     "--unlabeled",
     "unlabeled",
-    multiple=True,
-    metavar="KEY=VALUE",
+    help="U for model embeddings.",
     default=("source=builtin", "name=unlabeled"),
     show_default=True,
-    help="U for model embeddings.",
 )
 @click.option("--out", "out_dir", default="fute-out", show_default=True, type=click.Path(path_type=Path))
 @click.option("--no-progress", is_flag=True)
@@ -206,7 +204,7 @@ def embed(
 @click.option("--store", "store_dir", default=None, type=click.Path(file_okay=False, path_type=Path), hidden=True)
 @click.option("--space", "space_id", default=None, help="Space id (needed when the store holds several).")
 @click.option("--metric", default=None, help="Metric name (default: the method's declared metric).")
-@click.option("--option", "metric_options", multiple=True, metavar="KEY=VALUE")
+@settings_option("--option", "metric_options")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="CSV file.")
 def similarity(
     out_dir: Path | None,

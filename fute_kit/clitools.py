@@ -25,6 +25,13 @@ def parse_settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
     return settings
 
 
+def settings_option(
+    flag: str, name: str, help: str | None = None, **extra: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A repeatable ``KEY=VALUE`` option (read with ``parse_settings``), the form of every options flag."""
+    return click.option(flag, name, multiple=True, metavar="KEY=VALUE", help=help, **extra)
+
+
 # -- the study folder on the command line -----------------------------------------------------------
 STUDY_FOLDER_HELP = "The study folder (what `fute run --out` wrote), or a bare embeddings folder."
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fute_kit.accuracy import measure_accuracy
 from fute_kit.api import compare, embed_dataset, embed_model, load_dataset, load_model, make_space
 from fute_kit.atomic import atomic_write_bytes, atomic_write_text
-from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, study_folder_option
+from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, settings_option, study_folder_option
 from fute_kit.components import (
     DatasetSource,
     Executor,
@@ -114,6 +114,7 @@ __all__ = [
     "progress_enabled",
     "read_truth",
     "run_study",
+    "settings_option",
     "study_folder_option",
     "write_evaluation",
     "write_truth",

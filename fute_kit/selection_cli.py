@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from fute_kit.clitools import study_folder_option
+from fute_kit.clitools import settings_option, study_folder_option
 from fute_kit.prompts import CANDIDATE_SETS
 
 
@@ -38,7 +38,7 @@ def _settings(values: tuple[str, ...], flag: str) -> dict:
     help="What to rank: datasets, models, prompts (models named LLM/PROMPT) or all.",
 )
 @click.option("--metric", default=None, help="Metric name (default: the study's, else the method's declared one).")
-@click.option("--option", "metric_options", multiple=True, metavar="KEY=VALUE", help="A metric option.")
+@settings_option("--option", "metric_options", help="A metric option.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the first K.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def rank(

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from fute_kit.plugin import settings_option
+
 
 def _settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
     from fute_kit.plugin import parse_settings
@@ -17,12 +19,10 @@ def _settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
 @click.command("finetune")
 @click.argument("dataset", required=False, metavar="[SOURCE:NAME]")
 @click.option("--source", default=None, help="Dataset source (e.g. files, hf-datasets) configured with --set.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="An option of the dataset source.")
-@click.option(
+@settings_option("--set", "settings", help="An option of the dataset source.")
+@settings_option(
     "--eval",
     "eval_settings",
-    multiple=True,
-    metavar="KEY=VALUE",
     help="Options that change the training source into the evaluation one (default for builtin: split=test).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")

@@ -282,30 +282,44 @@ def _filter_split(frame: pd.DataFrame, split: str | None, column: str, where: st
 
 
 # -- sources ----------------------------------------------------------------------------------------
+def _own_options_first(cls: type, fields: list[attrs.Attribute]) -> list[attrs.Attribute]:
+    """A source's own options (where to read) first, then the shared column and sample options."""
+    return [f for f in fields if not f.inherited] + [f for f in fields if f.inherited]
+
+
 @attrs.frozen
-class FilesDataset:
-    """Texts and labels from a local csv, tsv, json, jsonl or parquet file (optionally gz/bz2/xz/zip compressed)."""
+class _ColumnOptions:
+    """Options every table-like dataset source has: which columns hold text and labels, and a sample."""
 
-    name = "files"
-
-    path: str = option(help="the file: .csv, .tsv, .json, .jsonl or .parquet, optionally .gz/.bz2/.xz/.zip")
     text: str | list[str] = option(
         "text", help="text column, or a list of two columns for pair tasks", validator=_validate_text
     )
     label: str | None = option(None, help="label column; absent = unlabelled text (such as U)")
     label_kind: LabelKindOption = option(
-        "auto", help="auto: non-integer numbers are regression targets, anything else class labels"
+        "auto",
+        help="auto: non-integer numbers are regression targets, anything else (a ClassLabel too) class labels",
     )
-    label_names: list[str] | None = option(None, help="names of integer class ids 0..k-1, or the order of classes")
-    split: str | None = option(None, help="keep only rows whose split column has this value")
-    split_column: str = option("split", help="the column that 'split' filters on")
-    format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"] = option(
-        "auto", help="file format (auto: from the file name)"
+    label_names: list[str] | None = option(
+        None, help="names of integer class ids 0..k-1, or the order of classes (hf-datasets: the ClassLabel names)"
     )
     limit: int | None = option(
         None, help="at most this many examples, a reproducible sample", validator=_positive_or_none
     )
     seed: int = option(0, help="seed of the sample taken when 'limit' is set")
+
+
+@attrs.frozen(field_transformer=_own_options_first)
+class FilesDataset(_ColumnOptions):
+    """Texts and labels from a local csv, tsv, json, jsonl or parquet file (optionally gz/bz2/xz/zip compressed)."""
+
+    name = "files"
+
+    path: str = option(help="the file: .csv, .tsv, .json, .jsonl or .parquet, optionally .gz/.bz2/.xz/.zip")
+    split: str | None = option(None, help="keep only rows whose split column has this value")
+    split_column: str = option("split", help="the column that 'split' filters on")
+    format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"] = option(
+        "auto", help="file format (auto: from the file name)"
+    )
 
     def load(self, context: RunContext) -> Examples:
         path = Path(self.path).expanduser()
@@ -331,8 +345,8 @@ class FilesDataset:
         return examples.sample(self.limit, self.seed).require_nonempty()
 
 
-@attrs.frozen
-class HFDatasetsDataset:
+@attrs.frozen(field_transformer=_own_options_first)
+class HFDatasetsDataset(_ColumnOptions):
     """A dataset loaded with ``datasets.load_dataset`` (hub id, local folder, or a builder such as csv)."""
 
     name = "hf-datasets"
@@ -344,18 +358,6 @@ class HFDatasetsDataset:
         None, help="files for builder datasets (csv, json, parquet)"
     )
     revision: str | None = option(None, help="git revision of a hub dataset")
-    text: str | list[str] = option(
-        "text", help="text column, or a list of two columns for pair tasks", validator=_validate_text
-    )
-    label: str | None = option(None, help="label column; absent = unlabelled text")
-    label_kind: LabelKindOption = option(
-        "auto", help="auto: ClassLabel and integers are classes, non-integer numbers regression targets"
-    )
-    label_names: list[str] | None = option(None, help="names of integer class ids (default: the ClassLabel names)")
-    limit: int | None = option(
-        None, help="at most this many examples, a reproducible sample", validator=_positive_or_none
-    )
-    seed: int = option(0, help="seed of the sample taken when 'limit' is set")
 
     def load(self, context: RunContext) -> Examples:
         import datasets
