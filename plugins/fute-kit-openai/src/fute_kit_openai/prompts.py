@@ -12,6 +12,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import attrs
 import numpy as np
 
 SINGLE = ("text",)
@@ -149,7 +150,16 @@ def answer_word(labels: Mapping[str, Sequence[str]], label: str) -> str:
     return str(labels[label][0])
 
 
-def chat_messages(
+@attrs.frozen
+class Prompt:
+    """A request's prompt in parts, written out as chat messages or as one completion prompt."""
+
+    system: str | None
+    shots: tuple[tuple[str, str], ...]  # (a rendered few-shot example, its answer word)
+    question: str
+
+
+def build_prompt(
     template: str,
     text: str,
     text_b: str | None,
@@ -157,32 +167,28 @@ def chat_messages(
     system: str | None,
     few_shot: Sequence[Mapping[str, Any]],
     labels: Mapping[str, Sequence[str]],
-) -> list[dict[str, str]]:
+) -> Prompt:
+    shots = tuple((render_shot(template, shot), answer_word(labels, shot["label"])) for shot in few_shot)
+    return Prompt(system or None, shots, render(template, text, text_b))
+
+
+def chat_messages(prompt: Prompt) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = []
-    if system:
-        messages.append({"role": "system", "content": system})
-    for shot in few_shot:
-        messages.append({"role": "user", "content": render_shot(template, shot)})
-        messages.append({"role": "assistant", "content": answer_word(labels, shot["label"])})
-    messages.append({"role": "user", "content": render(template, text, text_b)})
+    if prompt.system:
+        messages.append({"role": "system", "content": prompt.system})
+    for example, answer in prompt.shots:
+        messages.append({"role": "user", "content": example})
+        messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": prompt.question})
     return messages
 
 
-def completion_prompt(
-    template: str,
-    text: str,
-    text_b: str | None,
-    *,
-    system: str | None,
-    few_shot: Sequence[Mapping[str, Any]],
-    labels: Mapping[str, Sequence[str]],
-) -> str:
-    parts: list[str] = [system] if system else []
-    for shot in few_shot:
-        rendered = render_shot(template, shot)
-        separator = "" if rendered[-1:].isspace() else " "
-        parts.append(f"{rendered}{separator}{answer_word(labels, shot['label'])}")
-    parts.append(render(template, text, text_b))
+def completion_prompt(prompt: Prompt) -> str:
+    parts: list[str] = [prompt.system] if prompt.system else []
+    for example, answer in prompt.shots:
+        separator = "" if example[-1:].isspace() else " "
+        parts.append(f"{example}{separator}{answer}")
+    parts.append(prompt.question)
     return "\n\n".join(parts)
 
 

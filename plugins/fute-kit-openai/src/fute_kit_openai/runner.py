@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,9 +32,6 @@ def _check_inputs(model: OpenAIModel, inputs: Examples) -> None:
 
 def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> Examples:
     """Soft labels of the inputs; every answer is cached as it arrives, accounting is always recorded."""
-    from fute_kit.plugin import progress_bar
-    from fute_kit_openai.source import run_coroutine
-
     _check_inputs(model, inputs)
     url = model.endpoint_url()
     api_key = model.api_key(url)  # before any request: a missing key fails at once
@@ -44,6 +42,33 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
         for group_keys, group in zip(keys, bodies, strict=True)
         for key, body in zip(group_keys, group, strict=True)
     }
+    answers = _fetch_answers(model, context, url, api_key, unique)
+    labels, unmatched, total = model.soft_labels([[answers[key] for key in group] for group in keys])
+    _record_unmatched(model, context, unmatched, total)
+    probabilities = calibrate_and_record(np.asarray(labels), model.calibrate, context)
+    return inputs.with_predictions(probabilities, "soft", tuple(model.labels))
+
+
+def _endpoint_for(model: OpenAIModel, url: str, api_key: str | None, accounting: Accounting) -> Endpoint:
+    return Endpoint(
+        url,
+        base_url=model.resolved_base_url(),
+        api_key=api_key,
+        api_key_env=model.api_key_env,
+        model=model.model,
+        policy=RetryPolicy(model.max_retries, model.timeout, model.retry_backoff, model.retry_backoff_max),
+        concurrency=model.concurrency,
+        accounting=accounting,
+        requests_per_minute=model.requests_per_minute,
+        tokens_per_minute=model.tokens_per_minute,
+    )
+
+
+def _fetch_answers(
+    model: OpenAIModel, context: RunContext, url: str, api_key: str | None, unique: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Every request's answer: from the cache, else asked (batch, then online); accounting is recorded."""
+    from fute_kit.plugin import progress_bar
 
     accounting = Accounting()
     cache = ResponseCache(model.cache_file(context) if model.cache else ":memory:")
@@ -53,18 +78,7 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
         answers.update(cache.get_many(unique))
         accounting.cache_hits = len(answers)
         missing = [(key, body) for key, body in unique.items() if key not in answers]
-        endpoint = Endpoint(
-            url,
-            base_url=model.resolved_base_url(),
-            api_key=api_key,
-            api_key_env=model.api_key_env,
-            model=model.model,
-            policy=RetryPolicy(model.max_retries, model.timeout, model.retry_backoff, model.retry_backoff_max),
-            concurrency=model.concurrency,
-            accounting=accounting,
-            requests_per_minute=model.requests_per_minute,
-            tokens_per_minute=model.tokens_per_minute,
-        )
+        endpoint = _endpoint_for(model, url, api_key, accounting)
         check = model.check_answer(url)
         # A bar on a terminal, plain lines at an interval on a file or a pipe.
         bar = progress_bar(len(missing), f"openai {model.model}", context.show_progress and bool(missing))
@@ -75,15 +89,7 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
             bar.update()
 
         try:
-            if missing and model.batch:
-                from fute_kit_openai.batch import run_batches
-
-                run_coroutine(lambda: run_batches(endpoint, model, missing, cache, on_answer, check, context.logger))
-                missing = [(key, body) for key, body in missing if key not in answers]
-                if missing:
-                    context.logger.info("openai: %d requests left after the batch: sending them online", len(missing))
-            if missing:
-                run_coroutine(lambda: endpoint.run_all(missing, on_answer, check))
+            _ask_missing(model, context, endpoint, cache, missing, answers, on_answer, check)
         finally:
             bar.close()
             report = accounting.as_dict(model.price_per_million_input, model.price_per_million_output)
@@ -92,8 +98,35 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
             context.logger.info("openai %s at %s: %s", model.model, url, describe(report))
     finally:
         cache.close()
+    return answers
 
-    labels, unmatched, total = model.soft_labels([[answers[key] for key in group] for group in keys])
+
+def _ask_missing(
+    model: OpenAIModel,
+    context: RunContext,
+    endpoint: Endpoint,
+    cache: ResponseCache,
+    missing: list[tuple[str, Any]],
+    answers: dict[str, dict[str, Any]],
+    on_answer: Callable[[str, Any, dict[str, Any]], None],
+    check: Callable[[dict[str, Any]], None],
+) -> None:
+    """Send the requests the cache lacks: through the Batch API first if asked, what is left online."""
+    from fute_kit_openai.source import run_coroutine
+
+    if missing and model.batch:
+        from fute_kit_openai.batch import run_batches
+
+        run_coroutine(lambda: run_batches(endpoint, model, missing, cache, on_answer, check, context.logger))
+        missing = [(key, body) for key, body in missing if key not in answers]
+        if missing:
+            context.logger.info("openai: %d requests left after the batch: sending them online", len(missing))
+    if missing:
+        run_coroutine(lambda: endpoint.run_all(missing, on_answer, check))
+
+
+def _record_unmatched(model: OpenAIModel, context: RunContext, unmatched: int, total: int) -> None:
+    """Record how many answers matched no label word, and warn when it is more than a fifth."""
     share = unmatched / total if total else 0.0
     context.record(
         "openai",
@@ -115,8 +148,6 @@ def label_inputs(model: OpenAIModel, inputs: Examples, context: RunContext) -> E
             model.model,
             100 * share,
         )
-    probabilities = calibrate_and_record(np.asarray(labels), model.calibrate, context)
-    return inputs.with_predictions(probabilities, "soft", tuple(model.labels))
 
 
 def describe(report: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from fute_kit.plugin import CALIBRATION_HELP, Calibration, DataError, Examples, 
 from fute_kit_openai.prompts import (
     LabelMatcher,
     answer_position,
+    build_prompt,
     chat_messages,
     completion_prompt,
     few_shot_problems,
@@ -208,9 +209,9 @@ class OpenAIModel:
             second = pairs[i] if pairs is not None else None
             common = {"system": self.system, "few_shot": self.few_shot, "labels": self.labels}
             if self.endpoint == "chat":
-                content: dict[str, Any] = {"messages": chat_messages(self.prompt, text, second, **common)}
+                content: dict[str, Any] = {"messages": chat_messages(build_prompt(self.prompt, text, second, **common))}
             else:
-                content = {"prompt": completion_prompt(self.prompt, text, second, **common)}
+                content = {"prompt": completion_prompt(build_prompt(self.prompt, text, second, **common))}
             if self.mode == "sample":
                 # One request per sample, each with its own seed: answers differ, yet each is cacheable.
                 bodies.append([{**params, **content, "seed": s} for s in range(self.samples)])
@@ -292,7 +293,10 @@ class OpenAIModel:
         common = {"system": self.system, "few_shot": self.few_shot, "labels": self.labels}
         pairs = inputs.text_pairs
         bodies = [
-            {**params, "prompt": completion_prompt(self.prompt, text, pairs[i] if pairs else None, **common)}
+            {
+                **params,
+                "prompt": completion_prompt(build_prompt(self.prompt, text, pairs[i] if pairs else None, **common)),
+            }
             for i, text in enumerate(inputs.texts)
         ]
         endpoint = Endpoint(
