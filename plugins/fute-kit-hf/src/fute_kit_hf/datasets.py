@@ -307,6 +307,29 @@ class _ColumnOptions:
     )
     seed: int = option(0, help="seed of the sample taken when 'limit' is set")
 
+    def _examples_from(
+        self,
+        frame: pd.DataFrame,
+        *,
+        where: str,
+        context: RunContext,
+        name: str,
+        class_names: Sequence[str] | None = None,
+    ) -> Examples:
+        """The frame's examples under these column options, sampled down to ``limit``; never empty."""
+        examples = frame_to_examples(
+            frame,
+            text=self.text,
+            label=self.label,
+            label_kind=self.label_kind,
+            label_names=self.label_names,
+            class_names=class_names,
+            where=where,
+            context=context,
+            name=name,
+        )
+        return examples.sample(self.limit, self.seed).require_nonempty()
+
 
 @attrs.frozen(field_transformer=_own_options_first)
 class FilesDataset(_ColumnOptions):
@@ -332,17 +355,7 @@ class FilesDataset(_ColumnOptions):
             raise DataError(f"files dataset: {path} does not exist as a file; {hint}")
         where = f"files dataset {str(path)!r}"
         frame = _filter_split(read_table(path, self.format), self.split, self.split_column, where)
-        examples = frame_to_examples(
-            frame,
-            text=self.text,
-            label=self.label,
-            label_kind=self.label_kind,
-            label_names=self.label_names,
-            where=where,
-            context=context,
-            name=path.name.split(".")[0],
-        )
-        return examples.sample(self.limit, self.seed).require_nonempty()
+        return self._examples_from(frame, where=where, context=context, name=path.name.split(".")[0])
 
 
 @attrs.frozen(field_transformer=_own_options_first)
@@ -381,18 +394,8 @@ class HFDatasetsDataset(_ColumnOptions):
             if isinstance(feature, datasets.ClassLabel):
                 class_names = list(feature.names)
         frame = dataset.select_columns(columns).to_pandas()
-        examples = frame_to_examples(
-            frame,
-            text=self.text,
-            label=self.label,
-            label_kind=self.label_kind,
-            label_names=self.label_names,
-            class_names=class_names,
-            where=where,
-            context=context,
-            name=(self.config_name or self.path).split("/")[-1],
-        )
-        return examples.sample(self.limit, self.seed).require_nonempty()
+        name = (self.config_name or self.path).split("/")[-1]
+        return self._examples_from(frame, where=where, context=context, name=name, class_names=class_names)
 
 
 # -- builtin data -----------------------------------------------------------------------------------
