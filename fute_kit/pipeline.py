@@ -20,7 +20,7 @@ from typing import Any, Literal
 import attrs
 
 from fute_kit.atomic import atomic_write_text
-from fute_kit.components import RunContext, default_cache_dir
+from fute_kit.components import MethodResult, RunContext, default_cache_dir
 from fute_kit.config import SourceRef, StudyConfig
 from fute_kit.embedding import Provenance, Space, TaskEmbedding, canonical_json
 from fute_kit.errors import DataError
@@ -103,14 +103,30 @@ class EmbedJob:
     def __call__(self) -> JobOutcome:
         return self.run(get_registry())
 
+    def context(self) -> RunContext:
+        return RunContext(cache_dir=self.cache_dir, show_progress=self.show_progress)
+
     def run(self, registry: Registry) -> JobOutcome:
         started = time.perf_counter()
-        context = RunContext(cache_dir=self.cache_dir, show_progress=self.show_progress)
+        context = self.context()
         store = StudyFolder(self.out_dir).store()
-        examples, fingerprint = self._examples(registry, context, store)
+        examples, fingerprint = self.prepare(registry, context, store)
         if examples is None:
             return JobOutcome(self.kind, self.ref.name, "reused", fingerprint)
-        embedding = embed_examples(
+        embedding = self.embed(examples, fingerprint, registry, context)
+        return self.store_result(embedding, store, time.perf_counter() - started)
+
+    def embed(
+        self,
+        examples: Examples,
+        fingerprint: str,
+        registry: Registry,
+        context: RunContext,
+        result: MethodResult | None = None,
+        seconds: float = 0.0,
+    ) -> TaskEmbedding:
+        """This subject's embedding of its prepared examples (``result``: computed already, in a group)."""
+        return embed_examples(
             examples,
             self.space,
             self.kind,
@@ -119,14 +135,20 @@ class EmbedJob:
             context,
             fingerprint=fingerprint,
             source={"source": self.ref.source, **self.ref.options},
+            result=result,
+            seconds=seconds,
         )
+
+    def store_result(self, embedding: TaskEmbedding, store: EmbeddingStore, seconds: float) -> JobOutcome:
+        """Write the embedding to the study's store and log its warnings: the end of every computed job."""
         store.put(embedding)
         warnings = tuple(embedding.provenance.details.get("warnings", ()))
         for warning in warnings:
             log.warning("%s: %s", self.label, warning)
-        return JobOutcome(self.kind, self.ref.name, "computed", fingerprint, time.perf_counter() - started, warnings)
+        fingerprint = embedding.provenance.data_fingerprint
+        return JobOutcome(self.kind, self.ref.name, "computed", fingerprint, seconds, warnings)
 
-    def _examples(self, registry: Registry, context: RunContext, store: EmbeddingStore) -> tuple[Examples | None, str]:
+    def prepare(self, registry: Registry, context: RunContext, store: EmbeddingStore) -> tuple[Examples | None, str]:
         """The labelled examples to embed, or None (with the fingerprint) when already stored."""
         if self.kind == "dataset":
             examples = load_examples(self.ref, registry, context).require_nonempty()
@@ -171,13 +193,20 @@ def embed_examples(
     *,
     fingerprint: str | None = None,
     source: dict[str, Any] | None = None,
+    result: MethodResult | None = None,
+    seconds: float = 0.0,
 ) -> TaskEmbedding:
-    """Run the space's method on labelled examples and wrap the result with its provenance."""
+    """Run the space's method on labelled examples and wrap the result with its provenance.
+
+    A ``result`` already computed (a group job's member, trained with others) is wrapped as it is.
+    """
     examples.require_nonempty()
     spec = registry.get("method", space.method)
-    method = spec.build(space.options)
-    started = time.perf_counter()
-    result = method.embed(examples, space.surrogate, context)
+    if result is None:
+        method = spec.build(space.options)
+        started = time.perf_counter()
+        result = method.embed(examples, space.surrogate, context)
+        seconds = time.perf_counter() - started
     warnings = list(result.warnings)
     if kind == "model" and (label_warning := one_answer_warning(examples) or unsure_labels_warning(examples)):
         warnings.insert(0, label_warning)
@@ -185,7 +214,7 @@ def embed_examples(
     provenance = Provenance(
         data_fingerprint=fingerprint or examples.fingerprint(),
         n_examples=len(examples),
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(seconds, 3),
         source=source or {},
         details=details,
         versions=package_versions(_plugin_distributions(registry, spec.plugin)),
