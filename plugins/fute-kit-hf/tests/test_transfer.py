@@ -122,6 +122,46 @@ def test_resumes_after_sigkill_without_repeating_a_run(tiny_model_dir: Any, tmp_
     assert len(_csv(out / "runs.csv")) == 12 and {r["n"] for r in _csv(out / "truth.csv")} == {"2"}
 
 
+def _finetunings(cache: Path) -> int:
+    """Fine-tunings a call left in the run cache: score files of target runs and source checkpoints."""
+    sources = [p for p in (cache / "sources").iterdir() if (p / "config.json").is_file()]
+    return len(list((cache / "scores").glob("*.json"))) + len(sources)
+
+
+def test_resumes_from_runs_csv_without_the_run_cache(tiny_model_dir: Any, tmp_path: Path) -> None:
+    """A fresh machine with only the committed runs.csv and transfer.json: nothing is fine-tuned again."""
+    import shutil
+
+    base = tiny_model_dir("bert")
+    first = tmp_path / "first"
+    assert _transfer(first, base).exit_code == 0
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("runs.csv", "transfer.json"):
+        shutil.copy(first / name, moved / name)
+
+    result = _transfer(moved, base)
+    assert result.exit_code == 0, result.output
+    assert _finetunings(moved / "runs") == 0
+    assert result.output.count(transfer.REUSED_ROW) == 9 + 3  # every target run and source counted done
+    assert "[9/9 target runs, 3/3 sources]" in result.output
+    for name in ("truth.csv", "truth-models.csv", "runs.csv"):  # rebuilt from the rows, byte for byte
+        assert (moved / name).read_bytes() == (first / name).read_bytes(), name
+
+    # One row missing: only its source checkpoint and its transfer run are trained (the baseline is recorded).
+    rows = (first / "runs.csv").read_text().splitlines()
+    dropped = next(r for r in rows if r.startswith("rt-sentiment,bbc-topic,"))
+    (moved / "runs.csv").write_text("\n".join(r for r in rows if r != dropped) + "\n")
+    (moved / "truth.csv").unlink()
+    shutil.rmtree(moved / "runs")
+    again = _transfer(moved, base)
+    assert again.exit_code == 0, again.output
+    assert len(list((moved / "runs" / "scores").glob("*.json"))) == 1 and _finetunings(moved / "runs") == 2
+    assert again.output.count(transfer.REUSED_ROW) == 8 + 2
+    for name in ("runs.csv", "truth.csv"):  # the same run retrained gives the same scores (its row comes last)
+        assert sorted((moved / name).read_text().splitlines()) == sorted((first / name).read_text().splitlines())
+
+
 def test_refusals_come_before_any_finetuning(tiny_model_dir: Any, tmp_path: Path) -> None:
     base = tiny_model_dir("bert")
     with pytest.raises(DataError, match="no labelled builtin dataset named no-such-set"):

@@ -9,6 +9,9 @@ seed; the truth row is the mean gain with its sd over the seeds.
   and reused, so a rerun after a crash, Ctrl-C or SIGKILL repeats nothing. Source checkpoints are kept (they
   are the parents of every target run, and the models of the source-ranking study); target runs keep only
   their scores (a JSON file each), not a 90 MB checkpoint.
+- The output folder's runs.csv is a second record of finished runs: a rerun with the same recipe takes every
+  run it holds from there, so the matrix resumes on a machine that has only the result files (no run cache),
+  and no source checkpoint is trained for a source whose every needed run is recorded.
 - Work goes target by target (baseline and every source, all seeds), and each finished (target, source) row
   is written to the truth CSV at once (an atomic rewrite), so a partial run already gives whole rows.
 - Seeds vary the target's training sample, the head's initial weights and the batch order; the baseline and
@@ -40,6 +43,7 @@ RUNS_FILE = "runs.csv"
 MANIFEST_FILE = "transfer.json"
 TRUTH_COLUMNS = ("target", "candidate", "score", "sd", "n", "accuracy_alone", "accuracy_after", "macro_f1_gain")
 RUNS_COLUMNS = ("target", "source", "seed", "score_after", "score_alone", "macro_f1_after", "macro_f1_alone")
+REUSED_ROW = "reused from runs.csv"  # a run whose scores runs.csv already holds (same recipe): not repeated
 
 
 @attrs.frozen
@@ -213,7 +217,7 @@ class _Clock:
     done_targets: int = 0
     seconds: dict[str, list[float]] = attrs.field(factory=lambda: {"source": [], "target": []})
 
-    def finished(self, stage: str, seconds: float | None, what: str) -> None:
+    def finished(self, stage: str, seconds: float | None, what: str, reused: str = "reused") -> None:
         if stage == "source":
             self.done_sources += 1
         else:
@@ -221,7 +225,7 @@ class _Clock:
         if seconds is not None:
             self.seconds[stage].append(seconds)
         left = self._left()
-        took = "reused" if seconds is None else f"{seconds:.0f} s"
+        took = reused if seconds is None else f"{seconds:.0f} s"
         self.report(
             f"[{self.done_targets}/{self.total_targets} target runs, {self.done_sources}/{self.total_sources} "
             f"sources] {what}: {took}; {left}"
@@ -262,7 +266,8 @@ def measure_transfer(
 
     ``out_dir`` receives ``truth.csv`` (target, candidate, score = mean gain in accuracy, sd, n and the mean
     accuracies), ``runs.csv`` (one row per target, source and seed) and ``transfer.json`` (the recipe). The
-    fine-tunings live in ``cache`` (default ``out_dir/runs``) and are reused by any later call. ``threads``: torch's
+    fine-tunings live in ``cache`` (default ``out_dir/runs``) and are reused by any later call; a run that
+    ``runs.csv`` already holds (same recipe) is taken from there, even with an empty cache. ``threads``: torch's
     CPU threads (on a busy shared machine 1 thread can be several times faster than 2 that wait for each other).
     """
     from fute_kit_hf.device import resolve_device
@@ -294,15 +299,61 @@ def measure_transfer(
     )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / MANIFEST_FILE, json.dumps(_manifest(recipe, names), indent=2))
-    truth = _ResultFiles(out)
-    for target in targets:
-        alone = {seed: store.target_run(loaded[target], seed, None, clock) for seed in seed_list}
-        for source in (s for s in names if s != target):
-            parent = store.source_checkpoint(loaded[source], clock)
-            after = {seed: store.target_run(loaded[target], seed, parent, clock) for seed in seed_list}
-            truth.add(target, source, seed_list, alone, after)
+    _measure_rows(_ResultFiles(out), store, loaded, names, targets, seed_list, clock)
     report(f"transfer: truth written to {out / TRUTH_FILE}")
     return out / TRUTH_FILE
+
+
+def _measure_rows(
+    truth: _ResultFiles,
+    store: _RunStore,
+    loaded: dict[str, _Loaded],
+    names: list[str],
+    targets: list[str],
+    seeds: list[int],
+    clock: _Clock,
+) -> None:
+    """Target by target, every source's row: its runs taken from runs.csv when there, else from the run store.
+
+    A source checkpoint is trained (or loaded) only for a source with a run that runs.csv lacks.
+    """
+    pending = {s for t in targets for s in names if s != t for n in seeds if truth.recorded(t, s, n) is None}
+    counted: set[str] = set()  # sources whose every needed run is in runs.csv, counted done once
+    for target in targets:
+        alone = {seed: _alone_run(truth, store, loaded[target], seed, clock) for seed in seeds}
+        for source in (s for s in names if s != target):
+            if source not in pending and source not in counted:
+                counted.add(source)
+                clock.finished("source", None, f"source checkpoint {source}", REUSED_ROW)
+            after = {seed: _transfer_run(truth, store, loaded, target, source, seed, clock) for seed in seeds}
+            truth.add(target, source, seeds, alone, after)
+
+
+def _alone_run(truth: _ResultFiles, store: _RunStore, data: _Loaded, seed: int, clock: _Clock) -> dict[str, Any]:
+    """The target's baseline for ``seed``: from runs.csv when a row of the same recipe has it, else a run."""
+    target = data.target_trains[seed].name
+    recorded = truth.recorded_alone(target, seed)
+    if recorded is None:
+        return store.target_run(data, seed, None, clock)
+    clock.finished("target", None, f"{target} seed {seed} alone", REUSED_ROW)
+    return recorded
+
+
+def _transfer_run(
+    truth: _ResultFiles,
+    store: _RunStore,
+    loaded: dict[str, _Loaded],
+    target: str,
+    source: str,
+    seed: int,
+    clock: _Clock,
+) -> dict[str, Any]:
+    """The target's run from the source's checkpoint: from runs.csv, else trained (the checkpoint only then)."""
+    recorded = truth.recorded(target, source, seed)
+    if recorded is None:
+        return store.target_run(loaded[target], seed, store.source_checkpoint(loaded[source], clock), clock)
+    clock.finished("target", None, f"{target} seed {seed} after {source}", REUSED_ROW)
+    return recorded
 
 
 def _set_threads(threads: int | None) -> None:
@@ -450,7 +501,12 @@ def _remove_orphans(folder: Path) -> None:
 # -- result files ---------------------------------------------------------------------------------------
 @attrs.define
 class _ResultFiles:
-    """truth.csv and runs.csv, rewritten atomically as each row finishes; rows of earlier calls are kept."""
+    """truth.csv and runs.csv, rewritten atomically as each row finishes; rows of earlier calls are kept.
+
+    runs.csv is also what a rerun resumes from: its rows were measured with this folder's recipe (transfer.json,
+    checked before), so a run they hold is not repeated even when the run cache is gone (a fresh machine with
+    the committed result files). A pair that runs.csv holds and truth.csv lacks gets its truth row back.
+    """
 
     out: Path
     truth: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)
@@ -459,6 +515,30 @@ class _ResultFiles:
     def __attrs_post_init__(self) -> None:
         self.truth = _read_rows(self.out / TRUTH_FILE, TRUTH_COLUMNS, 2)
         self.runs = _read_rows(self.out / RUNS_FILE, RUNS_COLUMNS, 3)
+        seeds: dict[tuple[str, str], list[int]] = {}
+        for target, source, seed in self.runs:
+            seeds.setdefault((target, source), []).append(int(seed))
+        for (target, source), found in seeds.items():
+            if (target, source) not in self.truth:
+                alone = {s: self._scores(target, source, s, after=False) for s in found}
+                after = {s: self._scores(target, source, s, after=True) for s in found}
+                self.truth[(target, source)] = _truth_row(target, source, found, alone, after)
+
+    def recorded(self, target: str, source: str, seed: int) -> dict[str, Any] | None:
+        """The scores of the transfer run (target, source, seed) that runs.csv holds, or None."""
+        if (target, source, str(seed)) not in self.runs:
+            return None
+        return self._scores(target, source, seed, after=True)
+
+    def recorded_alone(self, target: str, seed: int) -> dict[str, Any] | None:
+        """The scores of the target's baseline for ``seed`` (in every row of that target and seed), or None."""
+        source = next((s for t, s, n in self.runs if t == target and n == str(seed)), None)
+        return None if source is None else self._scores(target, source, seed, after=False)
+
+    def _scores(self, target: str, source: str, seed: int, *, after: bool) -> dict[str, Any]:
+        row = dict(zip(RUNS_COLUMNS, self.runs[(target, source, str(seed))], strict=True))
+        kind = "after" if after else "alone"
+        return {"eval_accuracy": float(row[f"score_{kind}"]), "eval_macro_f1": float(row[f"macro_f1_{kind}"])}
 
     def add(
         self,
@@ -467,35 +547,41 @@ class _ResultFiles:
         seeds: list[int],
         alone: dict[int, dict[str, Any]],
         after: dict[int, dict[str, Any]],
-    ) -> PairRow:
-        acc = "eval_accuracy"
-        f1 = "eval_macro_f1"
-        row = PairRow(
-            target,
-            source,
-            gains=tuple(after[s][acc] - alone[s][acc] for s in seeds),
-            alone=tuple(alone[s][acc] for s in seeds),
-            after=tuple(after[s][acc] for s in seeds),
-            f1_gains=tuple(after[s].get(f1, 0.0) - alone[s].get(f1, 0.0) for s in seeds),
-        )
+    ) -> None:
+        acc, f1 = "eval_accuracy", "eval_macro_f1"
         for seed in seeds:
             scores = [after[seed][acc], alone[seed][acc], after[seed].get(f1, 0.0), alone[seed].get(f1, 0.0)]
             self.runs[(target, source, str(seed))] = [target, source, str(seed), *map(_number, scores)]
-        self.truth[(target, source)] = [
-            target,
-            source,
-            _number(row.score),
-            _number(row.sd),
-            str(len(seeds)),
-            _number(statistics.fmean(row.alone)),
-            _number(statistics.fmean(row.after)),
-            _number(statistics.fmean(row.f1_gains)),
-        ]
+        self.truth[(target, source)] = _truth_row(target, source, seeds, alone, after)
         _write_rows(self.out / RUNS_FILE, RUNS_COLUMNS, self.runs.values())
         _write_rows(self.out / TRUTH_FILE, TRUTH_COLUMNS, self.truth.values())
         models = ([t, MODEL_PREFIX + c, *rest] for t, c, *rest in self.truth.values())
         _write_rows(self.out / MODELS_TRUTH_FILE, TRUTH_COLUMNS, models)
-        return row
+
+
+def _truth_row(
+    target: str, source: str, seeds: list[int], alone: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]
+) -> list[str]:
+    """The truth.csv row of a (target, source) pair: mean gain, its sd over the seeds, the mean accuracies."""
+    acc, f1 = "eval_accuracy", "eval_macro_f1"
+    row = PairRow(
+        target,
+        source,
+        gains=tuple(after[s][acc] - alone[s][acc] for s in seeds),
+        alone=tuple(alone[s][acc] for s in seeds),
+        after=tuple(after[s][acc] for s in seeds),
+        f1_gains=tuple(after[s].get(f1, 0.0) - alone[s].get(f1, 0.0) for s in seeds),
+    )
+    return [
+        target,
+        source,
+        _number(row.score),
+        _number(row.sd),
+        str(len(seeds)),
+        _number(statistics.fmean(row.alone)),
+        _number(statistics.fmean(row.after)),
+        _number(statistics.fmean(row.f1_gains)),
+    ]
 
 
 def _number(value: float) -> str:
