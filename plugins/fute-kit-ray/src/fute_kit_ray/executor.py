@@ -6,10 +6,15 @@ store (``--out``) and the cache folder must therefore be reachable from every wo
 path: a shared filesystem on a cluster, the local disk on one machine. Both are written atomically
 and content-addressed, so workers never clash and a retried job reuses what a failed attempt
 finished (the model's predictions on U, for instance).
+
+With ``group_size > 1`` one task carries a group of jobs of the same space (``fute_kit.job_groups``): a method
+with ``embed_group`` trains them at once on the task's GPU, and each member is still stored and reported as
+its own job (a member's transient error is retried as a single job).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -36,13 +41,20 @@ def _run_job(job: Callable[[], Any]) -> Any:
     return job()
 
 
+@functools.cache
+def _remote_job() -> Any:
+    import ray
+
+    return ray.remote(_run_job)
+
+
 def _forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES) and "KEY" not in k}
 
 
 @attrs.frozen
 class RayExecutor:
-    """Each embedding job is a Ray task with its own resource request; failures are retried, then reported."""
+    """Each embedding job (or group of jobs) is a Ray task with its own resource request; failures are retried."""
 
     name = "ray"
 
@@ -55,10 +67,15 @@ class RayExecutor:
     max_retries: int = option(2, help="extra attempts for a job that crashed or hit a transient error")
     local_num_cpus: int | None = option(None, help="CPUs of a local Ray started for this run (default: all)")
     shutdown: bool = option(True, help="stop a local Ray started for this run when the jobs are done")
+    group_size: int = option(
+        1,
+        help="embedding jobs of one space per Ray task (a method with embed_group trains them at once on the "
+        "task's GPU); num_cpus, num_gpus and memory_gb are then per group",
+    )
 
     def __attrs_post_init__(self) -> None:
-        if self.num_cpus <= 0 or self.num_gpus < 0 or self.max_retries < 0:
-            raise ValueError("num_cpus must be > 0, num_gpus and max_retries >= 0")
+        if self.num_cpus <= 0 or self.num_gpus < 0 or self.max_retries < 0 or self.group_size < 1:
+            raise ValueError("num_cpus must be > 0, num_gpus and max_retries >= 0, group_size >= 1")
 
     def _connect(self) -> bool:
         """Connect to the cluster (or start a local one); True when this run started it."""
@@ -88,37 +105,72 @@ class RayExecutor:
     ) -> Iterator[tuple[int, Any, BaseException | None]]:
         if not jobs:
             return
-        import ray
-
         started_here = self._connect()
         try:
-            remote = ray.remote(_run_job)
-            resources = {
-                "num_cpus": self.num_cpus,
-                "num_gpus": self.num_gpus,
-                "max_retries": self.max_retries,
-                "retry_exceptions": list(RETRIED_EXCEPTIONS),
-            }
-            if self.memory_gb:
-                resources["memory"] = int(self.memory_gb * 2**30)
-            pending = {
-                remote.options(name=f"fute:{name}", **resources).remote(job): i
-                for i, (job, name) in enumerate(zip(jobs, names, strict=True))
-            }
-            log.info("submitted %d jobs to Ray (%s)", len(pending), ray.cluster_resources())
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    index = pending.pop(ref)
-                    try:
-                        yield index, ray.get(ref), None
-                    except ray.exceptions.RayTaskError as exc:
-                        yield index, None, _original(exc)
-                    except ray.exceptions.RayError as exc:  # worker died, out of memory, cancelled...
-                        yield index, None, RuntimeError(f"{names[index]}: {type(exc).__name__}: {exc}")
+            yield from self._run_tasks(jobs, names)
         finally:
             if started_here and self.shutdown:
+                import ray
+
                 ray.shutdown()
+
+    def _run_tasks(
+        self, jobs: Sequence[Callable[[], Any]], names: Sequence[str]
+    ) -> Iterator[tuple[int, Any, BaseException | None]]:
+        """One Ray task per group of jobs; each member's result yielded as its group finishes."""
+        import ray
+
+        from fute_kit.job_groups import grouped_tasks
+
+        pending = {
+            self._submit(task, indices, names): indices for indices, task in grouped_tasks(jobs, self.group_size)
+        }
+        log.info("submitted %d jobs as %d Ray tasks (%s)", len(jobs), len(pending), ray.cluster_resources())
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                indices = pending.pop(ref)
+                for index, value, error in _collect(ref, indices, names):
+                    if len(indices) > 1 and _is_transient(error) and self.max_retries:
+                        # A member's transient error: that member alone gets the single job's retries.
+                        pending[self._submit(jobs[index], (index,), names, retries=self.max_retries - 1)] = (index,)
+                    else:
+                        yield index, value, error
+
+    def _submit(
+        self, task: Callable[[], Any], indices: tuple[int, ...], names: Sequence[str], retries: int | None = None
+    ) -> Any:
+        """Submit one job, or one group of jobs, as a Ray task with this executor's resource request."""
+
+        resources: dict[str, Any] = {
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+            "max_retries": self.max_retries if retries is None else retries,
+            "retry_exceptions": list(RETRIED_EXCEPTIONS),
+        }
+        if self.memory_gb:
+            resources["memory"] = int(self.memory_gb * 2**30)
+        name = names[indices[0]] + (f" and {len(indices) - 1} more" if len(indices) > 1 else "")
+        return _remote_job().options(name=f"fute:{name}", **resources).remote(task)
+
+
+def _collect(ref: Any, indices: tuple[int, ...], names: Sequence[str]) -> list[tuple[int, Any, BaseException | None]]:
+    """(index, result, error) of each job of a finished task; a task that failed as a whole fails every member."""
+    import ray
+
+    try:
+        value = ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        return [(index, None, _original(exc)) for index in indices]
+    except ray.exceptions.RayError as exc:  # worker died, out of memory, cancelled...
+        return [(i, None, RuntimeError(f"{names[i]}: {type(exc).__name__}: {exc}")) for i in indices]
+    if len(indices) == 1:
+        return [(indices[0], value, None)]
+    return [(index, result, error) for index, (result, error) in zip(indices, value, strict=True)]
+
+
+def _is_transient(error: BaseException | None) -> bool:
+    return isinstance(error, RETRIED_EXCEPTIONS) and not isinstance(error, FuteError)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
