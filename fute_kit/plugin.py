@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fute_kit.accuracy import measure_accuracy
 from fute_kit.api import compare, embed_dataset, embed_model, load_dataset, load_model, make_space
-from fute_kit.atomic import atomic_write_bytes, atomic_write_text
+from fute_kit.atomic import atomic_folder, atomic_write_bytes, atomic_write_text, remove_orphans
 from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, settings_option, study_folder_option
 from fute_kit.components import (
     DatasetSource,
@@ -82,6 +82,7 @@ __all__ = [
     "StudyResult",
     "TaskEmbedding",
     "UnknownComponentError",
+    "atomic_folder",
     "atomic_write_bytes",
     "atomic_write_text",
     "calibrate",
@@ -113,6 +114,7 @@ __all__ = [
     "progress_bar",
     "progress_enabled",
     "read_truth",
+    "remove_orphans",
     "run_study",
     "settings_option",
     "study_folder_option",

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from fute_kit.plugin import DataError, Examples, FuteError, RunContext
+from fute_kit.plugin import DataError, Examples, FuteError, RunContext, atomic_folder
 
 FINGERPRINT_FILE = "fute_finetune.json"
 
@@ -86,9 +84,6 @@ def finetune_classifier(
             raise FuteError(f"{out} exists and is not a folder written by finetune_classifier: choose another --out")
 
     model, tokenizer, metrics = _train_and_score(examples, base, eval_examples, settings, device, context, out.name)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _save_quietly(model, tokenizer, tmp)
     info = {
         "fingerprint": fingerprint,
         "base": base,
@@ -98,15 +93,9 @@ def finetune_classifier(
         "settings": settings,
         "metrics": metrics,
     }
-    (tmp / FINGERPRINT_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # an older fine-tuning of ours: move it aside, then drop it after the rename
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    with atomic_folder(out) as tmp:  # an older fine-tuning of ours at ``out`` is replaced
+        _save_quietly(model, tokenizer, tmp)
+        (tmp / FINGERPRINT_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return str(out)
 
 

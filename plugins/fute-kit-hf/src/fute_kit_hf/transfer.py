@@ -25,7 +25,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from fute_kit.plugin import DataError, Examples, FuteError, RunContext, atomic_write_text
+from fute_kit.plugin import DataError, Examples, FuteError, RunContext, atomic_write_text, remove_orphans
 
 TRUTH_FILE = "truth.csv"
 MODELS_TRUTH_FILE = "truth-models.csv"  # the same rows, candidates named as the study's classifiers (ft-<source>)
@@ -409,9 +408,9 @@ class _RunStore:
     sources: dict[str, tuple[str, str]] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        (self.root / "sources").mkdir(parents=True, exist_ok=True)
-        (self.root / "scores").mkdir(parents=True, exist_ok=True)
-        _remove_orphans(self.root / "sources")
+        for folder in (self.root / "sources", self.root / "scores"):
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_orphans(folder)  # checkpoints and scores of fine-tunings killed mid-save would only fill the disk
 
     def source_checkpoint(self, data: _Loaded, clock: _Clock) -> tuple[str, str]:
         """(run key, folder) of the base fine-tuned on the source; trained once, kept on disk."""
@@ -482,20 +481,6 @@ class _RunStore:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
-def _remove_orphans(folder: Path) -> None:
-    """Temporary folders of fine-tunings killed mid-save (their process is gone) would only fill the disk."""
-    import shutil
-
-    for entry in folder.glob(".*.tmp"):
-        try:
-            pid = int(entry.name.rsplit(".", 2)[-2])
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError):
-            shutil.rmtree(entry, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 # -- result files ---------------------------------------------------------------------------------------
