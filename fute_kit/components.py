@@ -88,7 +88,9 @@ class Method(Protocol):
     ``metric_for(options) -> (name, options)``, which then takes precedence. Before any job starts
     (``fute_kit.preflight``), a method's optional ``check_surrogate(surrogate) -> str | None`` says why a
     surrogate cannot be used (without loading it), and an optional ``min_examples`` (int, default 2) how
-    many examples a dataset or U needs.
+    many examples a dataset or U needs. An optional ``embed_group(items, surrogate, context) -> list[MethodResult]``
+    embeds several subjects at once (one result per item, in order); group jobs call it
+    (``fute_kit.job_groups``) and embed the items one at a time when it raises.
     """
 
     default_metric: ClassVar[tuple[str, dict[str, Any]]]

@@ -30,6 +30,7 @@ from fute_kit.errors import ConfigError, DataError, FuteError, OptionsError, Spa
 from fute_kit.evaluation import Evaluation, evaluate_study, write_evaluation
 from fute_kit.examples import Examples
 from fute_kit.hookspecs import hookimpl
+from fute_kit.job_groups import grouped_tasks
 from fute_kit.local_models import MODELS as LOCAL_MODELS
 from fute_kit.local_models import (
     LocalModel,
@@ -97,6 +98,7 @@ __all__ = [
     "fetched_path",
     "get_local_model",
     "get_registry",
+    "grouped_tasks",
     "hookimpl",
     "load_config",
     "load_dataset",

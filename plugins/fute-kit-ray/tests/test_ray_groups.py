@@ -55,6 +55,11 @@ def _study(surrogate: str, executor: dict[str, Any], broken: bool = False) -> di
     }
 
 
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in (a, b)]
+    return np.sum(unit[0] * unit[1], axis=1)
+
+
 def _arrays(out: Path) -> dict[str, np.ndarray]:
     return {e.label: e.array for e in EmbeddingStore(out / "embeddings").load_all()}
 
@@ -68,18 +73,22 @@ def test_group_jobs_write_the_store_single_jobs_write(
     config = parse_config(_study(bert, {"name": "ray", "group_size": 2}))
     grouped = run_study(config, tmp_path / "grouped", show_progress=False)
     assert [o.status for o in grouped.outcomes] == ["computed"] * 5
+    from fute_kit_taskemb.method import TaskEmb
+
+    # 5 jobs in groups of 2: d0+d1, d2+d3 (trained together where taskemb has embed_group), the model alone.
+    stacked = hasattr(TaskEmb, "embed_group")
     a, b = _arrays(tmp_path / "single"), _arrays(tmp_path / "grouped")
     assert a.keys() == b.keys() and len(a) == 5
     for label in a:
-        np.testing.assert_allclose(b[label], a[label], rtol=1e-3, atol=1e-6, err_msg=label)
-    np.testing.assert_allclose(grouped.similarity.values, single.similarity.values, atol=1e-4)
-    from fute_kit_taskemb.method import TaskEmb
-
-    # 5 jobs in groups of 2: d0+d1, d2+d3, then the model alone (a single job).
-    stacked = 2 if hasattr(TaskEmb, "embed_group") else None
+        if stacked and label.startswith("dataset:"):  # stacked training: only the dropout masks differ
+            assert _row_cosines(b[label], a[label]).min() > 0.9, label
+        else:
+            np.testing.assert_allclose(b[label], a[label], rtol=1e-3, atol=1e-6, err_msg=label)
+    if not stacked:
+        np.testing.assert_allclose(grouped.similarity.values, single.similarity.values, atol=1e-4)
     stored = EmbeddingStore(tmp_path / "grouped" / "embeddings").load_all()
     group_sizes = {e.label: e.provenance.details.get("group_size") for e in stored}
-    assert group_sizes == {**{f"dataset:d{i}": stacked for i in range(4)}, "model:prior": None}
+    assert group_sizes == {**{f"dataset:d{i}": 2 if stacked else None for i in range(4)}, "model:prior": None}
     again = run_study(config, tmp_path / "grouped", show_progress=False)
     assert [o.status for o in again.outcomes] == ["reused"] * 5
 
@@ -121,3 +130,11 @@ def test_a_member_transient_error_is_retried_alone(
     jobs[1] = FlakyJob(**attrs.asdict(jobs[1], recurse=False), marker=str(tmp_path / "tried-again"))
     failed = dict((i, (v, e)) for i, v, e in RayExecutor(group_size=2, max_retries=0).run(jobs, names[:2]))
     assert failed[0][0].status == "computed" and "hiccup" in str(failed[1][1])
+
+
+def test_group_size_below_one_is_refused() -> None:
+    from fute_kit.errors import OptionsError
+    from fute_kit.registry import get_registry
+
+    with pytest.raises(OptionsError, match="group_size"):
+        get_registry().build("executor", "ray", {"group_size": 0})

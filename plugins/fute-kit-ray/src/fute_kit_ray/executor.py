@@ -71,11 +71,12 @@ class RayExecutor:
         1,
         help="embedding jobs of one space per Ray task (a method with embed_group trains them at once on the "
         "task's GPU); num_cpus, num_gpus and memory_gb are then per group",
+        validator=attrs.validators.ge(1),
     )
 
     def __attrs_post_init__(self) -> None:
-        if self.num_cpus <= 0 or self.num_gpus < 0 or self.max_retries < 0 or self.group_size < 1:
-            raise ValueError("num_cpus must be > 0, num_gpus and max_retries >= 0, group_size >= 1")
+        if self.num_cpus <= 0 or self.num_gpus < 0 or self.max_retries < 0:
+            raise ValueError("num_cpus must be > 0, num_gpus and max_retries >= 0")
 
     def _connect(self) -> bool:
         """Connect to the cluster (or start a local one); True when this run started it."""
@@ -120,7 +121,7 @@ class RayExecutor:
         """One Ray task per group of jobs; each member's result yielded as its group finishes."""
         import ray
 
-        from fute_kit.job_groups import grouped_tasks
+        from fute_kit.plugin import grouped_tasks
 
         pending = {
             self._submit(task, indices, names): indices for indices, task in grouped_tasks(jobs, self.group_size)
