@@ -7,6 +7,10 @@ modes are interleaved over repeats so that load on a shared machine hits them al
 
     .venv/bin/python bench/tupate_step.py                     # table on stdout, bench/RESULTS-tupate.md
     .venv/bin/python bench/tupate_step.py --steps 3 --repeats 1 --no-write
+    .venv/bin/python bench/tupate_step.py --modes prompt,prompt@8,full --threads 1   # a subset of modes
+
+A mode is ``variant[+flag...][@length]`` (see ``MODES``): ``prompt+eager@8`` is prompt tuning of 8 positions with
+transformers' eager attention instead of SDPA.
 """
 
 from __future__ import annotations
@@ -23,8 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-# "prompt+dropout": prompt tuning with the frozen surrogate's dropout on, as the reference code runs it.
-MODES = ("prompt", "prompt+dropout", "prefix", "lora", "bitfit", "full")
+# A mode is ``variant[+flag...][@length]``: "prompt+dropout" runs the frozen surrogate with dropout on, as the
+# reference code does; "+eager" uses transformers' eager attention instead of the default (SDPA, the fused kernel);
+# "@8" tunes 8 prompt/prefix positions instead of 16.
+MODES = ("prompt", "prompt@8", "prompt+dropout", "prompt+eager", "prefix", "lora", "bitfit", "full")
+VARIANTS = ("prompt", "prefix", "lora", "bitfit", "full")
+FLAGS = ("dropout", "eager")
+DEFAULT_LENGTH = 16
 RESULTS = Path(__file__).resolve().parent / "RESULTS-tupate.md"
 
 
@@ -32,6 +41,18 @@ def _rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         pages = int(handle.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def parse_mode(mode: str) -> tuple[str, set[str], int]:
+    """``"prompt+dropout@8"`` → ("prompt", {"dropout"}, 8); exits with a message on a mode it does not know."""
+    name, _, length = mode.partition("@")
+    variant, *flags = name.split("+")
+    if variant not in VARIANTS or not set(flags) <= set(FLAGS) or (length and not length.isdigit()):
+        raise SystemExit(
+            f"tupate_step: unknown mode {mode!r}: use variant[+flag...][@length] with variant one of "
+            f"{', '.join(VARIANTS)}, flags {', '.join(FLAGS)}, length a positive integer (e.g. prompt+eager@8)"
+        )
+    return variant, set(flags), int(length) if length else DEFAULT_LENGTH
 
 
 def run_mode(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,7 +78,8 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
         base = torch.cuda.memory_allocated() / 2**20
     else:
         base = _rss_mb()
-    if args.mode == "full":
+    variant, flags, length = parse_mode(args.mode)
+    if variant == "full":
         model = surrogate.trainable_copy()
         params = list(model.parameters())
         prompt = None
@@ -66,9 +88,9 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
         def pooled() -> Any:
             return surrogate.forward_features(model, batch, output_hidden_states=False).pooled
     else:
-        variant, _, extra = args.mode.partition("+")
-        tuned = setup_variant(surrogate, variant, length=16, init="vocab", rank=4, alpha=8.0, seed=0)
-        tuned.model.train(extra == "dropout")  # as tupate trains: the frozen surrogate without dropout by default
+        tuned = setup_variant(surrogate, variant, length=length, init="vocab", rank=4, alpha=8.0, seed=0)
+        model = tuned.model
+        model.train("dropout" in flags)  # as tupate trains: the frozen surrogate without dropout by default
         params = list(tuned.params.values())
         embedding_size = int(tuned.embedding("matrix").size)
         prompt = tuned
@@ -76,6 +98,8 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
         def pooled() -> Any:
             return prompt.pooled(surrogate, batch)
 
+    if "eager" in flags:
+        model.set_attn_implementation("eager")
     head = make_head(surrogate.hidden_size, examples.num_classes, 0, surrogate.device)
     optimizer = torch.optim.AdamW([*params, *head.parameters()], lr=1e-3)
     times, cpu_times = [], []
@@ -103,6 +127,7 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
         "tuned": sum(p.numel() for p in params),
         "embedding": embedding_size,
         "tokens": list(batch.inputs["input_ids"].shape),
+        "attention": model.config._attn_implementation,
         "device": str(surrogate.device),
     }
 
@@ -132,6 +157,8 @@ def main() -> None:
         return
 
     modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
+        parse_mode(mode)  # an unknown mode fails before any child runs
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for _ in range(args.repeats):
         for mode in modes:
@@ -149,9 +176,9 @@ def main() -> None:
         f"torch threads {args.threads or 'default'}; "
         f"median of {args.steps} steps x {args.repeats} runs; ratio on {'wall' if key == 'seconds' else 'CPU'} time",
         "",
-        "| mode | tuned parameters | step wall (s) | step CPU (s) | step / full step | peak memory growth (MB) "
-        "| embedding size |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| mode | attention | tuned parameters | step wall (s) | step CPU (s) | step / full step "
+        "| peak memory growth (MB) | embedding size |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for mode, rows in runs.items():
         seconds = statistics.median(r["seconds"] for r in rows)
@@ -159,7 +186,10 @@ def main() -> None:
         peak = max(r["peak_mb"] for r in rows)
         ratio = f"{statistics.median(r[key] for r in rows) / full:.2f}" if full else "-"
         size = "(model)" if mode == "full" else f"{rows[0]['embedding']:,}"
-        lines.append(f"| {mode} | {rows[0]['tuned']:,} | {seconds:.3f} | {cpu:.3f} | {ratio} | {peak:.0f} | {size} |")
+        lines.append(
+            f"| {mode} | {rows[0]['attention']} | {rows[0]['tuned']:,} | {seconds:.3f} | {cpu:.3f} | {ratio} "
+            f"| {peak:.0f} | {size} |"
+        )
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
@@ -177,7 +207,11 @@ def main() -> None:
             "private copy of the model every mode trains on. The goal is prompt / full < 0.7: no weight "
             "gradients and no optimizer state for the weights are needed. The full step trains with dropout, "
             "as fine-tuning does; tupate runs the frozen surrogate without it (option `dropout = false`, the "
-            "default), and `prompt+dropout` is the same step with it, as the reference code runs it.\n\n"
+            "default), and `prompt+dropout` is the same step with it, as the reference code runs it. "
+            "`prompt@8` tunes 8 prompt vectors instead of 16 (the option `length`); `prompt+eager` runs "
+            "transformers' eager attention instead of the default SDPA (the fused kernel). No mode computes a "
+            "gradient for a frozen weight (their `requires_grad` is off: each frozen linear layer's backward is "
+            "one GEMM, for its input).\n\n"
             f"{table}\n"
         )
         atomic_write_text(RESULTS, text)

@@ -245,3 +245,32 @@ def test_the_frozen_surrogate_runs_dropout_only_when_asked(tiny_model_dir: Calla
         hook.remove()
     # Evaluation passes (before/after training) always run without dropout; training steps follow the option.
     assert any(seen) is dropout
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_the_prompt_step_computes_no_weight_gradient_and_fused_attention_matches_eager(
+    tiny_model_dir: Callable[..., str], family: str
+) -> None:
+    """What keeps the prompt step cheap (issue 20): the backward reaches the prompt through every layer's
+    activations but computes no gradient for a frozen weight, and the attention is the fused kernel (SDPA,
+    transformers' default), whose prompt gradient is eager attention's."""
+    from fute_kit_hf.surrogate import load_surrogate
+    from fute_kit_tupate.tuners import setup_variant
+
+    surrogate = load_surrogate(tiny_model_dir(family), "cpu")
+    assert surrogate.backbone.config._attn_implementation == "sdpa"
+    toy = toy_examples(8)
+    texts = [text + " and so on" * (i % 4) for i, text in enumerate(toy.texts)]  # unequal lengths: padding
+    examples = Examples.from_hard_labels(texts, [toy.label_names[int(k)] for k in toy.labels], name="toy")
+    batch = next(surrogate.batches(surrogate.tokenize(examples, 32), 8, order="given"))
+    assert not batch.inputs["attention_mask"].all(), "the batch should have padding for the mask to matter"
+    gradients = {}
+    for attention in ("sdpa", "eager"):
+        tuned = setup_variant(surrogate, "prompt", length=4, init="vocab", rank=2, alpha=4.0, seed=0)
+        tuned.model.eval()  # tupate's default: the frozen surrogate without dropout
+        tuned.model.set_attn_implementation(attention)
+        tuned.pooled(surrogate, batch).square().sum().backward()
+        assert [n for n, p in tuned.model.named_parameters() if p.grad is not None] == []
+        gradients[attention] = tuned.params["prompt"].grad.clone()
+    assert gradients["sdpa"].abs().sum() > 0
+    torch.testing.assert_close(gradients["sdpa"], gradients["eager"], rtol=1e-4, atol=1e-6)
