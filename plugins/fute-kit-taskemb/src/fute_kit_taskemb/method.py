@@ -8,6 +8,7 @@ row before the cosine (the plugin's README says why, with measurements).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -107,6 +108,22 @@ class TaskEmb(TrainingOptions):
         details["seconds"] = round(time.perf_counter() - started, 3)
         return MethodResult(array.astype(np.float32), details, warnings)
 
+    def embed_group(self, items: Sequence[Examples], surrogate: str, context: RunContext) -> list[MethodResult]:
+        """The embeddings of several subjects, one result per item in order, their trainings stacked.
+
+        Every item's task (and, with the contrast, its null task) is fine-tuned as a member of one stack
+        (``fute_kit_hf.stacked``: K copies of the surrogate in lock-step, each with its own data order,
+        schedule and clipping), then each item goes through :meth:`embed`, whose Fisher pass uses the copy
+        trained for it. Equal to one at a time within seed-level tolerance (dropout masks differ); made for a
+        GPU, where one small surrogate leaves the device idle. Trainings that cannot be stacked (a decoder or
+        T5 surrogate, early stopping, ``head_init="probe"``, a lone training) run one at a time, so the
+        results are always complete. Every item's labels are checked before any training: a bad item raises
+        its ``DataError`` then (a caller may embed the items one at a time to isolate it).
+        """
+        from fute_kit_taskemb.group import embed_group
+
+        return embed_group(self, items, surrogate, context)
+
     def _zero(self, examples: Examples, surrogate: str, started: float) -> MethodResult:
         """The embedding of a null task: exactly zero, without training (it would be subtracted from itself)."""
         from fute_kit_hf.surrogate import load_surrogate
@@ -127,11 +144,10 @@ class TaskEmb(TrainingOptions):
 
     def _fisher(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> tuple[dict, Any]:
         """Step 1 (train a copy of the surrogate and a head) and step 2 (the Fisher pass) on these targets."""
-        from fute_kit_hf.training import FineTuned, train
         from fute_kit_taskemb.fisher import fisher_pass
+        from fute_kit_taskemb.group import trained_copy
 
-        trained = FineTuned.start(model, targets.num_outputs, settings.seed)
-        train_details = train(model, trained, tokenized, targets, settings, progress)
+        trained, train_details = trained_copy(model, tokenized, targets, settings, progress)  # embed_group's, or new
         fisher = fisher_pass(
             model,
             trained,
