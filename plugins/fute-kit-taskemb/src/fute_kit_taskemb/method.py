@@ -80,7 +80,9 @@ class TaskEmb(TrainingOptions):
         array = fisher.array
         contrast_details: dict[str, Any] = {}
         if self.contrast != "none":
-            array, contrast_details = self._contrast(model, tokenized, targets, settings, progress, fisher.array)
+            array, contrast_details = self._contrast(
+                model, tokenized, targets, settings, progress, fisher.array, context
+            )
         details: dict[str, Any] = {
             "n": len(examples),
             "label_kind": examples.label_kind,
@@ -163,16 +165,30 @@ class TaskEmb(TrainingOptions):
         return train_details, fisher  # the fine-tuned copy is dropped here, before the next job
 
     def _contrast(
-        self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any, task: np.ndarray
+        self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any, task: np.ndarray, context: Any
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """The task's row-normalised Fisher minus that of the prior-labelled null task on the same texts."""
+        """The task's row-normalised Fisher minus that of the prior-labelled null task on the same texts.
+
+        The null Fisher depends on the texts and the prior, not on the labels: subjects with the same null task
+        (the MTEs of a study on U, a shuffled-labels control and its dataset) train it once and share it from
+        the cache (``fute_kit_hf.null_task``); ``null_task_reused`` in the details says which happened.
+        """
+        from fute_kit_hf.null_task import null_task_key, shared_null
         from fute_kit_hf.targets import prior_targets
 
         started = time.perf_counter()
         null = prior_targets(targets, uniform=self.contrast == "uniform")
-        _, fisher = self._fisher(model, tokenized, null, settings, progress)
-        array = _unit_rows(task) - _unit_rows(fisher.array)
-        return array, {"contrast": self.contrast, "contrast_seconds": round(time.perf_counter() - started, 3)}
+        key = null_task_key(self, model, tokenized, null, settings)
+        null_fisher, shared = shared_null(
+            context,
+            self.name,
+            key,
+            lambda: self._fisher(model, tokenized, null, settings, progress)[1].array,
+            task.shape,
+        )
+        array = _unit_rows(task) - _unit_rows(null_fisher)
+        seconds = round(time.perf_counter() - started, 3)
+        return array, {"contrast": self.contrast, "contrast_seconds": seconds, **shared}
 
 
 def _unit_rows(array: np.ndarray) -> np.ndarray:

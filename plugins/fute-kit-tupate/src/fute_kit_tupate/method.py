@@ -161,8 +161,10 @@ class TuPaTE(TrainingOptions):
             model, TunedWithHead(tuned, head, self.head_learning_rate), tokenized, targets, settings, progress
         )
         array = tuned.embedding(self.output)
+        null_details: dict[str, Any] = {}
         if self.contrast == "prior":
-            array = array - self._null_embedding(model, tokenized, targets, settings, progress)
+            null, null_details = self._null_embedding(model, tokenized, targets, settings, progress, context, array)
+            array = array - null
         with torch.no_grad():
             moved = torch.sqrt(sum(((p.detach() - initial[n]) ** 2).sum() for n, p in tuned.params.items()))
             start = torch.sqrt(sum((v**2).sum() for v in initial.values()))
@@ -180,6 +182,7 @@ class TuPaTE(TrainingOptions):
             "relative_change": round(float(moved / start.clamp_min(1e-12)), 6),
             **tuned.details,
             **train_details,
+            **null_details,
             "majority_rate": majority,
         }
         warnings = learning_warnings(details, majority, "tuned parameters")
@@ -207,18 +210,30 @@ class TuPaTE(TrainingOptions):
             seed=self.seed,
         )
 
-    def _null_embedding(self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any) -> np.ndarray:
-        """Parameters tuned from the same start on the null task (the same texts labelled with their prior)."""
+    def _null_embedding(
+        self, model: Any, tokenized: Any, targets: Any, settings: Any, progress: Any, context: Any, task: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Parameters tuned from the same start on the null task (the same texts labelled with their prior).
+
+        They depend on the texts and the prior, not on the labels: subjects with the same null task share one
+        tuning run from the cache (``fute_kit_hf.null_task``); ``null_task_reused`` in the details says which.
+        """
+        from fute_kit_hf.null_task import null_task_key, shared_null
         from fute_kit_hf.surrogate import make_head
         from fute_kit_hf.targets import prior_targets
         from fute_kit_hf.training import train
         from fute_kit_tupate.tuners import TunedWithHead
 
         null = prior_targets(targets)
-        tuned = self._setup(model)
-        head = make_head(model.hidden_size, null.num_outputs, self.seed, model.device)
-        train(model, TunedWithHead(tuned, head, self.head_learning_rate), tokenized, null, settings, progress)
-        return tuned.embedding(self.output)
+
+        def tune() -> np.ndarray:
+            tuned = self._setup(model)
+            head = make_head(model.hidden_size, null.num_outputs, self.seed, model.device)
+            train(model, TunedWithHead(tuned, head, self.head_learning_rate), tokenized, null, settings, progress)
+            return tuned.embedding(self.output)
+
+        key = null_task_key(self, model, tokenized, null, settings)
+        return shared_null(context, self.name, key, tune, task.shape)
 
     def _max_length(self, model: Any) -> int:
         """The text budget: a soft prompt takes ``length`` of the model's positions."""
