@@ -22,6 +22,7 @@ import attrs
 
 from fute_kit.plugin import RunContext, StudyFolder, atomic_write_text, canonical_json, load_dataset
 from fute_kit_demo.prompts import PROMPTS
+from fute_kit_demo.summary import summarise
 
 DATASETS: tuple[str, ...] = ("bbc-topic", "rt-sentiment", "rt-subjectivity", "convention-party")
 LLM_NAME = "smollm2"
@@ -29,7 +30,7 @@ LLM_NAME = "smollm2"
 
 @attrs.frozen
 class DemoPlan:
-    """Sizes of the demo, chosen to finish within 10 minutes on 2 CPU cores."""
+    """What the demo runs and at which sizes; the defaults are the ``quick`` size (see ``SIZES``)."""
 
     out_dir: Path = attrs.field(converter=Path)
     dataset_limit: int = 160  # examples per DTE
@@ -37,6 +38,7 @@ class DemoPlan:
     test_limit: int = 40  # test examples per prompt accuracy
     classifier_limit: int = 320  # training examples per fine-tuned classifier
     classifier_epochs: int = 2
+    controls: bool = True  # shuffled-labels and random-head controls beside each classifier
     method: str = "taskemb"
     method_options: dict[str, Any] = attrs.field(factory=lambda: {"epochs": 2, "seed": 0})
     server_url: str | None = None  # an OpenAI-compatible endpoint serving the LLM
@@ -44,36 +46,56 @@ class DemoPlan:
     cache_dir: Path | None = None
 
 
+# Named sizes of ``fute demo --size``. quick: what fits about 10 minutes on 2 CPU cores (bench/RESULTS-demo.md);
+# headline: the sizes of docs/results.md §1, where every classifier found its dataset under 3 seeds (a GPU's job:
+# about an hour on 2 CPU cores).
+SIZES: dict[str, dict[str, int]] = {
+    "quick": {"dataset_limit": 160, "unlabeled_limit": 100, "classifier_limit": 320, "classifier_epochs": 2},
+    "headline": {"dataset_limit": 400, "unlabeled_limit": 400, "classifier_limit": 1000, "classifier_epochs": 3},
+}
+EPOCHS = {"quick": 2, "headline": 3}  # taskemb/tupate training epochs per embedding at each size
+
+
 def _classifier_dir(cache_dir: Path, dataset: str) -> Path:
     return cache_dir / "demo" / "classifiers" / f"minilm-{dataset}"
 
 
 def finetune_classifiers(plan: DemoPlan, context: RunContext, echo: Callable[[str], None]) -> dict[str, str]:
-    """One MiniLM classifier per builtin dataset; returns dataset -> model folder (cached)."""
-    from fute_kit_hf import finetune_classifier, read_finetune_info
+    """The demo's fine-tuned models, cached: model name -> folder.
+
+    ``classifier-D`` per builtin dataset D; with ``plan.controls`` also ``shuffled-D`` (the same recipe on
+    permuted labels) and ``random-head-D`` (an untrained head).
+    """
+    from fute_kit_demo.controls import random_head_model, shuffled_labels
 
     folders = {}
-    for dataset in DATASETS:
+    for index, dataset in enumerate(DATASETS):
         train = load_dataset("builtin", dataset=dataset, split="train", limit=plan.classifier_limit)
         test = load_dataset("builtin", dataset=dataset, split="test", limit=plan.test_limit)
-        started = time.perf_counter()
-        folder = finetune_classifier(
-            train,
-            _classifier_dir(context.cache_dir, dataset),
-            "minilm",
-            eval_examples=test,
-            epochs=plan.classifier_epochs,
-            context=context,
-        )
-        info = read_finetune_info(folder) or {}
-        accuracy = info.get("metrics", {}).get("eval_accuracy")
-        took = time.perf_counter() - started
-        echo(
-            f"  classifier for {dataset}: test accuracy {accuracy if accuracy is None else f'{accuracy:.2f}'} "
-            f"({took:.0f} s{', cached' if took < 5 else ''})"
-        )
-        folders[dataset] = folder
+        folder = _classifier_dir(context.cache_dir, dataset)
+        folders[f"classifier-{dataset}"] = _finetune(plan, train, test, folder, context, echo)
+        if plan.controls:
+            folder = folder.with_name(f"{folder.name}-shuffled")
+            folders[f"shuffled-{dataset}"] = _finetune(plan, shuffled_labels(train), test, folder, context, echo)
+            folder = context.cache_dir / "demo" / "random-head" / f"minilm-{dataset}-head{index}"
+            folders[f"random-head-{dataset}"] = random_head_model(train.label_names, folder, index, context.cache_dir)
     return folders
+
+
+def _finetune(
+    plan: DemoPlan, train: Any, test: Any, folder: Path, context: RunContext, echo: Callable[[str], None]
+) -> str:
+    from fute_kit_hf import finetune_classifier, read_finetune_info
+
+    started = time.perf_counter()
+    path = finetune_classifier(
+        train, folder, "minilm", eval_examples=test, epochs=plan.classifier_epochs, context=context
+    )
+    accuracy = (read_finetune_info(path) or {}).get("metrics", {}).get("eval_accuracy")
+    took = time.perf_counter() - started
+    shown = "?" if accuracy is None else f"{accuracy:.2f}"
+    echo(f"  {folder.name}: test accuracy {shown} ({took:.0f} s{', cached' if took < 5 else ''})")
+    return path
 
 
 def study_config(plan: DemoPlan, classifiers: dict[str, str], priors: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -96,7 +118,7 @@ def study_config(plan: DemoPlan, classifiers: dict[str, str], priors: dict[str, 
         "unlabeled": {"source": "builtin", "name": "unlabeled", "limit": plan.unlabeled_limit},
         "datasets": [{"name": d, "source": "builtin", "split": "train", "limit": plan.dataset_limit} for d in DATASETS],
         "models": [
-            *({"name": f"classifier-{d}", "source": "hf", "path": classifiers[d]} for d in DATASETS),
+            *({"name": name, "source": "hf", "path": folder} for name, folder in classifiers.items()),
             *({"name": f"prior-{d}", "source": "constant", "probabilities": priors[d]} for d in DATASETS),
             llm,
         ],
@@ -113,16 +135,19 @@ def label_priors(plan: DemoPlan) -> dict[str, dict[str, float]]:
     return priors
 
 
-def measure_prompts(plan: DemoPlan, config: Any, echo: Callable[[str], None]) -> Path:
-    """Each prompt's accuracy on its genre's test split, written as the truth file (cached by content)."""
+def measure_prompts(plan: DemoPlan, config: Any, echo: Callable[[str], None]) -> tuple[Path, dict[str, float]]:
+    """Each prompt's accuracy on its genre's test split, written as the truth file (cached by content).
+
+    Returns the truth file and the accuracies by model name.
+    """
     from fute_kit.plugin import measure_accuracy, write_truth
 
     truth = plan.out_dir / "prompt-accuracy.csv"
     stamp = truth.with_suffix(".json")
     key = hashlib.sha256(canonical_json([config.raw, plan.test_limit]).encode()).hexdigest()[:16]
-    if truth.exists() and stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
+    if truth.exists() and stamp.exists() and (cached := json.loads(stamp.read_text())).get("key") == key:
         echo("  prompt accuracies: cached")
-        return truth
+        return truth, {row["model"]: row["accuracy"] for row in cached["accuracies"]}
     rows = []
     for dataset, prompts in PROMPTS.items():
         names = [f"{LLM_NAME}/{p}" for p in prompts]
@@ -135,7 +160,7 @@ def measure_prompts(plan: DemoPlan, config: Any, echo: Callable[[str], None]) ->
     measured_on = {"split": "test", "limit": plan.test_limit, "key": key}
     accuracies = [{"dataset": d, "model": m, "accuracy": round(a, 4)} for d, m, a in rows]
     atomic_write_text(stamp, json.dumps({**measured_on, "accuracies": accuracies}, indent=2))
-    return truth
+    return truth, {m: a for _, m, a in rows}
 
 
 def run_demo(plan: DemoPlan, echo: Callable[[str], None] = print, show_progress: bool = True) -> Path:
@@ -144,7 +169,8 @@ def run_demo(plan: DemoPlan, echo: Callable[[str], None] = print, show_progress:
 
     started = time.perf_counter()
     context = RunContext(show_progress=show_progress, **({"cache_dir": plan.cache_dir} if plan.cache_dir else {}))
-    echo("1/4 fine-tuning a MiniLM classifier per builtin dataset")
+    controls = " and its shuffled-labels and random-head controls" if plan.controls else ""
+    echo(f"1/4 fine-tuning a MiniLM classifier per builtin dataset{controls}")
     classifiers = finetune_classifiers(plan, context, echo)
     config = parse_config(study_config(plan, classifiers, label_priors(plan)), path="fute demo")
     echo(f"2/4 embedding {len(config.datasets)} datasets and {len(config.models)} models in {config.space.describe()}")
@@ -152,46 +178,13 @@ def run_demo(plan: DemoPlan, echo: Callable[[str], None] = print, show_progress:
     for outcome in result.failures:
         echo(f"  FAILED {outcome.kind}:{outcome.name}: {outcome.error}")
     echo("3/4 measuring each prompt's accuracy (the truth prompt selection is judged against)")
-    truth = measure_prompts(plan, config, echo)
+    truth, accuracies = measure_prompts(plan, config, echo)
     evaluation = evaluate_study(plan.out_dir, truth)
     write_evaluation(evaluation, StudyFolder(plan.out_dir).evaluation_json)
     echo("4/4 writing the report")
     build_report(plan.out_dir)
-    summary = summarise(result.similarity)
+    summary = summarise(result.similarity, accuracies)
     atomic_write_text(plan.out_dir / "demo-summary.md", summary)
     echo(summary)
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return StudyFolder(plan.out_dir).report_html
-
-
-def summarise(matrix: Any) -> str:
-    """Which dataset each model is most similar to (classifiers, priors, prompts)."""
-    if matrix is None:
-        return "no embeddings were computed"
-    lines = ["| model | most similar dataset | similarity | its own genre |", "|---|---|---|---|"]
-    datasets = [label for label in matrix.labels if label.startswith("dataset:")]
-    for label in matrix.labels:
-        if not label.startswith("model:"):
-            continue
-        name = label.removeprefix("model:")
-        sims = {d: matrix.get(label, d) for d in datasets}
-        best = max(sims, key=sims.__getitem__)
-        own = _own_dataset(name)
-        # A tie (e.g. the zero embedding of a prior-only model) is nobody's nearest dataset.
-        unique = sum(v == sims[best] for v in sims.values()) == 1
-        hit = "" if own is None else ("yes" if unique and best == f"dataset:{own}" else f"no ({own})")
-        nearest = best.removeprefix("dataset:") if unique else "(none: a tie)"
-        lines.append(f"| {name} | {nearest} | {sims[best]:.3f} | {hit} |")
-    return "\n".join(lines) + "\n"
-
-
-def _own_dataset(model: str) -> str | None:
-    for prefix in ("classifier-", "prior-"):
-        if model.startswith(prefix):
-            return model.removeprefix(prefix)
-    if "/" in model:
-        prompt = model.split("/", 1)[1]
-        for dataset, prompts in PROMPTS.items():
-            if prompt in prompts:
-                return dataset
-    return None
