@@ -10,6 +10,13 @@ and the number of outputs, :func:`fute_kit_hf.surrogate.make_head`), the data or
 (seed, epoch)) and dropout (the global torch RNG is seeded inside ``torch.random.fork_rng``, so the
 caller's RNG state is left as it was). Losses are reported as the excess over the targets' own
 entropy, so soft labels can reach 0.
+
+``precision`` (:mod:`fute_kit_hf.precision`) says how the forward passes compute: ``"fp32"`` is the reference
+path (float32, the per-parameter AdamW loop); ``"bf16"`` runs them under bfloat16 autocast with float32 master
+weights and the fused AdamW kernel; ``"auto"`` takes ``"bf16"`` where the device has native bfloat16. A
+method chooses its default (:func:`training_option`). The setting ``stop_loss`` ends training once the mean
+excess loss of the last steps is below it (the targets are already fit, or there is nothing to learn, as in a
+contrast's null task).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import attrs
 import numpy as np
 
 from fute_kit.plugin import option
+from fute_kit_hf.precision import PRECISIONS, autocast, fused_adamw, resolve_precision
 from fute_kit_hf.targets import (
     HEAD_INITS,
     SOFT_LOSSES,
@@ -57,11 +65,15 @@ class Settings:
     head_fit_batch_size: int | None = None  # batch size of the probe head's feature pass (None: batch_size)
     final_pass: bool = False  # measure loss and agreement on every example after training
     label: str = "surrogate"  # the progress bar's name
+    precision: str = "fp32"  # "auto", "fp32" or "bf16" (fute_kit_hf.precision), resolved on the device by train
+    fused_optimizer: bool | None = None  # the fused AdamW kernel; None: unless precision is "fp32"
+    stop_loss: float | None = None  # stop once the mean excess loss of the last STOP_WINDOW steps is below it
 
 
 POSITIVE = attrs.validators.gt(0)
 NON_NEGATIVE = attrs.validators.ge(0)
 FRACTION = [attrs.validators.ge(0), attrs.validators.lt(1)]  # [0, 1)
+STOP_WINDOW = 5  # steps whose mean excess loss stop_loss compares
 
 
 @attrs.frozen
@@ -98,11 +110,19 @@ class TrainingOptions:
         validator=attrs.validators.in_(HEAD_INITS),
     )
 
+    precision: Literal["auto", "fp32", "bf16"] = option(
+        "fp32",
+        help="'auto': bfloat16 autocast and the fused AdamW where the device has native bfloat16 (else float32); "
+        "'fp32': float32 and the reference AdamW loop, as before; 'bf16': bfloat16, or fail where not native",
+        validator=attrs.validators.in_(PRECISIONS),
+    )
+
     def training_settings(self, seed: int, **given: Any) -> Settings:
         """The loop's settings from these options; ``given`` adds the rest or replaces one (``learning_rate``)."""
         names = ("epochs", "learning_rate", "batch_size", "warmup_fraction", "weight_decay", "max_grad_norm")
         taken = {name: getattr(self, name) for name in names}
         taken.update(early_stopping_fraction=self.early_stopping_fraction, patience=self.patience)
+        taken.update(precision=self.precision)
         return Settings(**{**taken, "seed": seed, "head_init": self.head_init, **given})
 
 
@@ -186,8 +206,12 @@ def evaluate(
     targets: Targets,
     positions: np.ndarray,
     batch_size: int,
+    precision: str = "fp32",
 ) -> FitQuality:
-    """Eval-mode (no dropout) mean excess loss and agreement on the examples at ``positions``, no gradients."""
+    """Eval-mode (no dropout) mean excess loss and agreement on the examples at ``positions``, no gradients.
+
+    ``precision``: a resolved one (``"fp32"`` or ``"bf16"``, :func:`fute_kit_hf.precision.resolve_precision`).
+    """
     import torch
 
     model, head = trainable.model, trainable.head
@@ -200,7 +224,9 @@ def evaluate(
         for batch in surrogate.batches(tokenized.select(positions), batch_size, order="length"):
             rows = positions[batch.indices]
             target = targets.take(rows)
-            logits = head(trainable.pooled(surrogate, batch))
+            with autocast(precision, surrogate.device):
+                logits = head(trainable.pooled(surrogate, batch))
+            logits = logits.float()  # the loss in float32 (a no-op in fp32)
             excess = per_example_loss(logits, target, targets.loss) - target_entropy(target, targets.loss)
             total += float(excess.double().sum())
             count += batch.size
@@ -222,6 +248,7 @@ class _Progress:
     best_state: Any = None
     best_epoch: int | None = None
     epochs_run: int = 0
+    stopped_at_step: int | None = None  # stop_loss ended training after this many steps
 
 
 def train(
@@ -234,9 +261,10 @@ def train(
 ) -> dict[str, Any]:
     """Train ``trainable`` in place (the best epoch's state when stopping early); return what training did."""
     started = time.perf_counter()
+    precision = resolve_precision(settings.precision, surrogate.device)
     train_pos, held_pos = split_for_early_stopping(len(tokenized), settings.early_stopping_fraction, settings.seed)
     probe = train_pos[: settings.probe_size]
-    before = evaluate(surrogate, trainable, tokenized, targets, probe, settings.batch_size)
+    before = evaluate(surrogate, trainable, tokenized, targets, probe, settings.batch_size, precision)
     probe_details: dict[str, Any] = {}
     if settings.head_init == "probe":
         from fute_kit_hf.probe import fit_probe_head
@@ -254,11 +282,11 @@ def train(
     run = _run_epochs(surrogate, trainable, tokenized, targets, settings, train_pos, held_pos, progress)
     if run.best_state is not None:
         trainable.restore(run.best_state)
-    after = evaluate(surrogate, trainable, tokenized, targets, probe, settings.batch_size)
+    after = evaluate(surrogate, trainable, tokenized, targets, probe, settings.batch_size, precision)
     final = None
     if settings.final_pass:
         everything = np.arange(len(tokenized))
-        final = evaluate(surrogate, trainable, tokenized, targets, everything, settings.batch_size)
+        final = evaluate(surrogate, trainable, tokenized, targets, everything, settings.batch_size, precision)
     steps = run.step_losses
     window = max(1, min(5, len(steps) // 4))
     details: dict[str, Any] = {
@@ -276,7 +304,11 @@ def train(
         "probe_examples": len(probe),
         **({"final_loss": round(final.loss, 6)} if final is not None else {}),
         "train_seconds": round(time.perf_counter() - started, 3),
+        "precision": precision,  # provenance: how the forward passes computed
+        "optimizer": "adamw-fused" if _fused(settings, surrogate.device) else "adamw",
     }
+    if run.stopped_at_step is not None:
+        details["stopped_at_step"] = run.stopped_at_step
     if final is not None and final.agreement is not None:
         details["agreement_before"] = before.agreement
         details["agreement"] = final.agreement
@@ -299,8 +331,10 @@ def _run_epochs(
     """The epochs of AdamW steps, each followed by the held-out check when early stopping."""
     import torch
 
+    precision = resolve_precision(settings.precision, surrogate.device)
     groups = trainable.param_groups(settings)
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    fused = {"fused": True} if _fused(settings, surrogate.device) else {}  # fp32: the reference loop, as before
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, **fused)
     clipped = [p for group in groups for p in group["params"]]
     steps_per_epoch = math.ceil(len(train_pos) / settings.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_linear(settings, steps_per_epoch))
@@ -320,18 +354,24 @@ def _run_epochs(
                 batches = progress(batches, total=steps_per_epoch, desc=desc)
             for batch in batches:
                 target = targets.take(train_pos[batch.indices])
-                logits = trainable.head(trainable.pooled(surrogate, batch))
-                loss = per_example_loss(logits, target, targets.loss).mean()
+                with autocast(precision, surrogate.device):
+                    logits = trainable.head(trainable.pooled(surrogate, batch))
+                loss = per_example_loss(logits.float(), target, targets.loss).mean()  # float32 loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(clipped, settings.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 run.step_losses.append(float(loss.detach() - target_entropy(target, targets.loss).mean()))
+                if _loss_at_floor(run.step_losses, settings.stop_loss):
+                    run.stopped_at_step = len(run.step_losses)
+                    break
             run.epochs_run = epoch + 1
             if not len(held_pos):
+                if run.stopped_at_step is not None:
+                    break
                 continue
-            held = evaluate(surrogate, trainable, tokenized, targets, held_pos, settings.batch_size).loss
+            held = evaluate(surrogate, trainable, tokenized, targets, held_pos, settings.batch_size, precision).loss
             run.held_losses.append(held)
             if held < best_held - 1e-6:
                 best_held, bad_epochs = held, 0
@@ -340,8 +380,23 @@ def _run_epochs(
                 bad_epochs += 1
                 if bad_epochs >= settings.patience:
                     break
+            if run.stopped_at_step is not None:
+                break
     optimizer.zero_grad(set_to_none=True)  # free the last step's gradients
     return run
+
+
+def _fused(settings: Settings, device: Any) -> bool:
+    if settings.fused_optimizer is not None:
+        return settings.fused_optimizer
+    return fused_adamw(settings.precision, device)
+
+
+def _loss_at_floor(step_losses: list[float], stop_loss: float | None) -> bool:
+    """Whether the mean excess loss of the last STOP_WINDOW steps is below ``stop_loss`` (None: never)."""
+    if stop_loss is None or len(step_losses) < STOP_WINDOW:
+        return False
+    return float(np.mean(step_losses[-STOP_WINDOW:])) < stop_loss
 
 
 def _warmup_then_linear(settings: Settings, steps_per_epoch: int) -> Any:

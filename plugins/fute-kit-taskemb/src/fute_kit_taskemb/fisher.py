@@ -90,18 +90,24 @@ def batch_gradients(
     batch: Batch,
     make_target: Callable[[torch.Tensor], tuple[torch.Tensor, str]],
     components: Components,
+    precision: str = "fp32",
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, Any]:
     """Gradients of the summed loss w.r.t. the chosen activations, plus logits, target, losses and mask.
 
     ``make_target(logits)`` gives the batch's labels and loss name (sampled labels need the logits).
+    ``precision``: a resolved one (``fute_kit_hf.precision``); the loss is float32 either way.
     """
     import torch
 
+    from fute_kit_hf.precision import autocast
+
     with torch.enable_grad():
-        features = surrogate.forward_features(
-            trained.model, batch, output_hidden_states=components != "pooled", inputs_require_grad=True
-        )
-        logits = trained.head(features.pooled)
+        with autocast(precision, surrogate.device):
+            features = surrogate.forward_features(
+                trained.model, batch, output_hidden_states=components != "pooled", inputs_require_grad=True
+            )
+            logits = trained.head(features.pooled)
+        logits = logits.float()  # a no-op in fp32
         target, loss_name = make_target(logits)
         losses = per_example_loss(logits, target, loss_name)  # type: ignore[arg-type]
         wanted = []
@@ -126,14 +132,19 @@ def fisher_pass(
     batch_size: int = 32,
     seed: int = 0,
     progress: Any = None,
+    precision: str = "fp32",
 ) -> FisherResult:
     """The diagonal Fisher of each component over the whole dataset, in length-sorted batches.
 
     ``trained``: the fine-tuned copy of the surrogate and its head (frozen here, for good).
+    ``precision``: "fp32" (default), "bf16" or "auto" (``fute_kit_hf.precision``), recorded in the details.
     """
     import torch
 
+    from fute_kit_hf.precision import resolve_precision
+
     started = time.perf_counter()
+    precision = resolve_precision(precision, surrogate.device)
     _freeze(trained.model)
     _freeze(trained.head)
     n = len(tokenized)
@@ -157,7 +168,7 @@ def fisher_pass(
             def make_target(logits: torch.Tensor, given: torch.Tensor = given) -> tuple[torch.Tensor, str]:
                 return given, targets.loss
 
-        grads, logits, _, losses, mask = batch_gradients(surrogate, trained, batch, make_target, components)
+        grads, logits, _, losses, mask = batch_gradients(surrogate, trained, batch, make_target, components, precision)
         sums += reduce_batch(grads, mask, reduction)
         if classes is not None:
             agree += int((logits.argmax(dim=-1) == classes[torch.as_tensor(batch.indices)]).sum())
@@ -172,6 +183,7 @@ def fisher_pass(
         "fisher_batches": batches_seen,
         "padding_efficiency": round(real_tokens / max(1, processed), 4),
         "components": names,
+        "fisher_precision": precision,
     }
     if classes is not None:
         details["agreement"] = round(agree / max(1, n), 6)
