@@ -5,7 +5,7 @@ fine-tuning step (goal: prompt / full < 0.7). Each mode runs in its own process,
 (resident set growth over the loaded surrogate on the CPU, peak allocated memory on CUDA) is its own;
 modes are interleaved over repeats so that load on a shared machine hits them alike.
 
-    .venv/bin/python bench/tupate_step.py                     # table on stdout, bench/RESULTS-tupate.md
+    .venv/bin/python bench/tupate_step.py             # table on stdout, bench/RESULTS-tupate.md (its notes kept)
     .venv/bin/python bench/tupate_step.py --steps 3 --repeats 1 --no-write
     .venv/bin/python bench/tupate_step.py --modes prompt,prompt@8,full --threads 1   # a subset of modes
 
@@ -35,6 +35,8 @@ VARIANTS = ("prompt", "prefix", "lora", "bitfit", "full")
 FLAGS = ("dropout", "eager")
 DEFAULT_LENGTH = 16
 RESULTS = Path(__file__).resolve().parent / "RESULTS-tupate.md"
+# Written analysis below this line of RESULTS (what each option changes, checks beside the timing) survives a rerun.
+NOTES_MARKER = "<!-- notes: kept when bench/tupate_step.py rewrites this file -->"
 
 
 def _rss_mb() -> float:
@@ -132,6 +134,13 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def kept_notes() -> str:
+    """The notes part of the current RESULTS file (from ``NOTES_MARKER`` on), or nothing."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    at = text.find(NOTES_MARKER)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def first_device_is_cuda(runs: dict[str, list[dict[str, Any]]]) -> bool:
     return next(iter(runs.values()))[0]["device"].startswith("cuda")
 
@@ -214,7 +223,7 @@ def main() -> None:
             "one GEMM, for its input).\n\n"
             f"{table}\n"
         )
-        atomic_write_text(RESULTS, text)
+        atomic_write_text(RESULTS, text + kept_notes())
 
 
 if __name__ == "__main__":
