@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def main() -> None:
     yardstick = component_distance(alone[0], other_seed)
     print(f"one at a time: {seconds_alone:.1f} s for {len(items)}; seed yardstick {yardstick:.2e}", flush=True)
     per_hour_alone = 3600 * len(items) / seconds_alone
+    args.precision_used = getattr(method, "precision", "fp32")
     rows = []
     for k in sizes:
         results, seconds = timed(lambda k=k: method.embed_group(items[:k], args.surrogate, context), device)
@@ -148,8 +150,13 @@ def write_table(args: Any, device: Any, items: list[Any], seconds_alone: float, 
         where = f"{torch.cuda.get_device_name(device)}, peak memory {peak:.1f} GiB"
     else:
         where = f"CPU ({platform.processor() or 'cpu'}), {torch.get_num_threads()} threads"
+    precision = getattr(args, "precision_used", "fp32")
+    command = " ".join([".venv/bin/python", *sys.argv])
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     lines = [
         "# Stacked taskemb training (bench/stacked_training.py)",
+        "",
+        f"Command: `{command}` ({when} UTC, load average {os.getloadavg()[0]:.1f} at the end); precision {precision}.",
         "",
         f"Device: {where}; torch {torch.__version__}. Surrogate {args.surrogate}; {len(items)} builtin datasets "
         f"({', '.join(i.name or '?' for i in items)}), {args.examples} examples each (fewer where smaller); "
