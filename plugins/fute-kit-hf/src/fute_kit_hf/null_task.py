@@ -19,9 +19,10 @@ mid-write leaves no partial file, and two jobs computing the same key at once bo
 (identical contents; the last rename wins). A file that does not read back (corrupt, truncated by a copy,
 another shape) is ignored, recomputed and rewritten.
 
-``round_prior`` (option ``null_prior_step``) puts the prior on a grid *before* the null task is trained, so
-subjects whose priors differ by less than the grid's step share one null task; the rounded prior is the one
-trained whether the cache hits or not, so results never depend on which subject ran first.
+Sharing is exact: only subjects with the same prior's bytes share. ``round_prior`` puts a prior on a grid, for
+an option that would round it *before* the null task is trained (so the MTEs of different models on one U share
+one null task, and results never depend on which subject ran first); no method uses it yet: docs/benchmarks.md,
+"Sharing the null task", has the measurement that supports it and what wiring it in needs.
 """
 
 from __future__ import annotations
