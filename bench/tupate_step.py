@@ -29,10 +29,11 @@ from typing import Any
 
 # A mode is ``variant[+flag...][@length]``: "prompt+dropout" runs the frozen surrogate with dropout on, as the
 # reference code does; "+eager" uses transformers' eager attention instead of the default (SDPA, the fused kernel);
-# "@8" tunes 8 prompt/prefix positions instead of 16.
+# "+bf16" runs the forward under bfloat16 autocast with the fused AdamW (fute_kit_hf.precision, option
+# precision = "bf16"); "@8" tunes 8 prompt/prefix positions instead of 16.
 MODES = ("prompt", "prompt@8", "prompt+dropout", "prompt+eager", "prefix", "lora", "bitfit", "full")
 VARIANTS = ("prompt", "prefix", "lora", "bitfit", "full")
-FLAGS = ("dropout", "eager")
+FLAGS = ("dropout", "eager", "bf16")
 DEFAULT_LENGTH = 16
 RESULTS = Path(__file__).resolve().parent / "RESULTS-tupate.md"
 # Written analysis below this line of RESULTS (what each option changes, checks beside the timing) survives a rerun.
@@ -63,6 +64,7 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
 
     from fute_kit.components import RunContext
     from fute_kit_hf.datasets import BuiltinDataset
+    from fute_kit_hf.precision import autocast, fused_adamw, resolve_precision
     from fute_kit_hf.surrogate import load_surrogate, make_head
     from fute_kit_tupate.tuners import setup_variant
 
@@ -103,13 +105,19 @@ def run_mode(args: argparse.Namespace) -> dict[str, Any]:
     if "eager" in flags:
         model.set_attn_implementation("eager")
     head = make_head(surrogate.hidden_size, examples.num_classes, 0, surrogate.device)
-    optimizer = torch.optim.AdamW([*params, *head.parameters()], lr=1e-3)
+    choice = "bf16" if "bf16" in flags else "fp32"
+    precision = resolve_precision(choice, surrogate.device)
+    optimizer = torch.optim.AdamW(
+        [*params, *head.parameters()], lr=1e-3, fused=fused_adamw(choice, surrogate.device) or None
+    )
     times, cpu_times = [], []
     for _ in range(args.steps + 1):  # the first step allocates optimizer state: not timed
         if cuda:
             torch.cuda.synchronize()
         started, cpu_started = time.perf_counter(), time.process_time()
-        loss = torch.nn.functional.cross_entropy(head(pooled()), labels)
+        with autocast(precision, surrogate.device):
+            logits = head(pooled())
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -194,7 +202,7 @@ def main() -> None:
         cpu = statistics.median(r["cpu_seconds"] for r in rows)
         peak = max(r["peak_mb"] for r in rows)
         ratio = f"{statistics.median(r[key] for r in rows) / full:.2f}" if full else "-"
-        size = "(model)" if mode == "full" else f"{rows[0]['embedding']:,}"
+        size = "(model)" if parse_mode(mode)[0] == "full" else f"{rows[0]['embedding']:,}"
         lines.append(
             f"| {mode} | {rows[0]['attention']} | {rows[0]['tuned']:,} | {seconds:.3f} | {cpu:.3f} | {ratio} "
             f"| {peak:.0f} | {size} |"
