@@ -17,6 +17,7 @@ SECTIONS = [
     ("ray", "Local vs Ray executor (`bench/ray_executor.py`)"),
     ("demo", "The main job, `fute demo` (`bench/demo_time.py`)"),
     ("load", "Study load: many small subjects (`bench/study_load.py`)"),
+    ("null-task", "Sharing the null task (`bench/null_task_sharing.py`)"),
 ]
 HEADER = """# Benchmarks
 

@@ -267,7 +267,7 @@ def _speed_table(header: str, rows: list[dict[str, Any]], args: Any) -> str:
         )
     lines.append(f"| **all {len(rows)}** | {alone:.1f} | {shared:.1f} | **{alone / shared:.2f}x** | | | |")
     if args.sensitivity and args.sensitivity.exists():
-        lines += ["", "Sensitivity of the null Fisher to the prior (`sensitivity` part):", "", "```json"]
+        lines += ["", "The sensitivity run's figures, as it wrote them:", "", "```json"]
         lines += [args.sensitivity.read_text().strip(), "```"]
     return "\n".join(lines) + "\n"
 
