@@ -42,7 +42,13 @@ def test_readme_study_is_valid() -> None:
     from fute_kit.config import parse_config
     from fute_kit.registry import get_registry
 
+    from fute_kit.components import RunContext
+    from fute_kit.preflight import check_study
+
     readme = (ROOT / "README.md").read_text()
     block = readme.split("```toml", 1)[1].split("```", 1)[0]
+    # The README's first study is the copyable file, and it passes the check every `fute run` starts with.
+    assert block.strip() == (ROOT / "docs/examples/first-study.toml").read_text().strip()
     config = parse_config(tomllib.loads(block), get_registry())
-    assert [m.name for m in config.models] == ["smollm2/review", "smollm2/plain"]
+    assert [m.name for m in config.models] == ["smollm2/review", "smollm2/topic"]
+    check_study(config, get_registry(), RunContext(show_progress=False))
