@@ -41,7 +41,7 @@ def random_head_model(label_names: tuple[str, ...], folder: Path, head_seed: int
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from fute_kit.plugin import atomic_write_text
-    from fute_kit_hf.models import local_or_hub
+    from fute_kit_hf import local_or_hub
 
     base = local_or_hub("minilm", cache_dir)
     torch.manual_seed(head_seed)  # from_pretrained draws the new head's weights from the global generator

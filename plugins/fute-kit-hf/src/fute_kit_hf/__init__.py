@@ -9,8 +9,9 @@ from typing import Any
 
 from fute_kit.plugin import hookimpl
 from fute_kit_hf.finetune import finetune_classifier, read_finetune_info  # light: torch loads when one runs
+from fute_kit_hf.models import local_or_hub  # light: resolves an alias, folder or hub id
 
-__all__ = ["finetune_classifier", "read_finetune_info"]  # what other plugins may use (fute demo)
+__all__ = ["finetune_classifier", "local_or_hub", "read_finetune_info"]  # what other plugins may use (fute demo)
 
 
 @hookimpl
