@@ -18,6 +18,7 @@ SECTIONS = [
     ("demo", "The main job, `fute demo` (`bench/demo_time.py`)"),
     ("load", "Study load: many small subjects (`bench/study_load.py`)"),
     ("null-task", "Sharing the null task (`bench/null_task_sharing.py`)"),
+    ("embedding-speed", "Per-embedding speed options on the CPU (`bench/embedding_speed.py`)"),
 ]
 HEADER = """# Benchmarks
 

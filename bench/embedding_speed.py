@@ -17,7 +17,7 @@ Variants (``--variants``, comma-separated, run in this order):
 - ``auto-stop``: auto + stop; ``auto-stop-fisher``: auto + stop + the Fisher pass under bf16 autocast;
 - ``compile``: fp32 with the trained copy under torch.compile(dynamic=True) (compile time included).
 
-An untimed warm-up embedding (16 examples, fp32 and bf16) comes first. Each variant has its own empty cache
+An untimed warm-up embedding (``--warmup-examples``, fp32 and bf16) comes first. Each variant has its own empty cache
 folder, so no null task is shared between them (sharing is measured by bench/null_task_sharing.py). The table is
 rewritten after every variant; variants that would start after ``--budget-min`` minutes are left out (named).
 Writes bench/RESULTS-embedding-speed.md.
@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--stop-loss", type=float, default=0.01, help="the 'stop' variants' stop_loss")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--warmup-examples", type=int, default=16, help="examples of the untimed warm-up")
     parser.add_argument("--budget-min", type=float, default=11.0, help="start no variant after this many minutes")
     parser.add_argument("--out", default=str(HERE / "RESULTS-embedding-speed.md"))
     args = parser.parse_args()
@@ -207,7 +208,7 @@ def main() -> None:
 
     context = RunContext(show_progress=False)
     examples = BuiltinDataset(dataset=args.dataset, limit=args.examples).load(context)
-    warm = BuiltinDataset(dataset=args.dataset, limit=16, seed=1).load(context)
+    warm = BuiltinDataset(dataset=args.dataset, limit=args.warmup_examples, seed=1).load(context)
     for name in ("fp32", "bf16"):  # untimed: loads the model, primes the kernels of both paths
         if name == "bf16" and not native_bf16(torch.device("cpu")):
             continue

@@ -14,9 +14,10 @@ from fute_kit.errors import SpaceMismatchError
 
 EmbeddingKind = Literal["dataset", "model"]
 
-# Options that say where a method runs, not what it computes: left out of a space's identity, so an
-# embedding made on a GPU compares with one made on a CPU.
-RUNTIME_OPTIONS: frozenset[str] = frozenset({"device"})
+# Options that say where or how a method runs, not what it computes: left out of a space's identity, so an
+# embedding made on a GPU compares with one made on a CPU, and a bfloat16 one with a float32 one (they agree
+# within seed noise: docs/benchmarks.md).
+RUNTIME_OPTIONS: frozenset[str] = frozenset({"device", "precision"})
 
 
 def canonical_json(value: Any) -> str:

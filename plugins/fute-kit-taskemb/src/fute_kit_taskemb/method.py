@@ -16,7 +16,7 @@ import numpy as np
 
 from fute_kit.plugin import Examples, MethodResult, RunContext, option
 from fute_kit_hf.surrogate_check import surrogate_problem
-from fute_kit_hf.training import POSITIVE, TrainingOptions
+from fute_kit_hf.training import POSITIVE, TrainingOptions, training_option
 
 
 @attrs.frozen
@@ -49,6 +49,8 @@ class TaskEmb(TrainingOptions):
         "reference code (depends on the batch size)",
     )
     fisher_batch_size: int = option(32, help="Fisher-pass batch size (no effect on exact results)", validator=POSITIVE)
+    # bf16 where native: within seed noise of fp32 and faster (bench/RESULTS-embedding-speed.md); training and Fisher
+    precision: Literal["auto", "fp32", "bf16"] = training_option("precision", "auto")
     seed: int = option(0, help="fixes head initialisation, data order, dropout and sampled labels")
     device: str = option("auto", help="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda' or 'cuda:N'")
 
@@ -159,6 +161,7 @@ class TaskEmb(TrainingOptions):
             labels=self.labels,
             reduction=self.reduction,
             batch_size=self.fisher_batch_size,
+            precision=settings.precision,
             seed=self.seed,
             progress=progress,
         )
