@@ -267,7 +267,7 @@ def write(
         "yardstick for every other row. Steps: the task's training, then the null task's (contrast 'prior').",
         "",
         "Not shown: other datasets, sizes and surrogates (one dataset, one size); GPUs; the effect on retrieval "
-        "(section 1's table) beyond the cosine; a run on idle cores (other processes shared the 2 cores).",
+        "(section 1's table) beyond the cosine; the load average above says how quiet the cores were.",
         "",
     ]
     atomic_write_text(Path(args.out), "\n".join(text))

@@ -88,7 +88,11 @@ def round_prior(null: Targets, step: float) -> Targets:
 
 def null_task_key(method: Any, model: Surrogate, tokenized: Tokenized, null: Targets, settings: Any) -> str:
     """The content address of a null task's result: everything that determines it (the module's docstring)."""
+    from fute_kit_hf.precision import resolve_precision
+
     options = {k: v for k, v in attrs.asdict(method, recurse=False).items() if k != "device"}
+    if "precision" in options:  # 'auto' means different arithmetic on different machines sharing one cache
+        options["precision"] = resolve_precision(options["precision"], model.device)
     parts = {
         "format": KEY_FORMAT,
         "method": getattr(method, "name", type(method).__name__),
