@@ -192,8 +192,11 @@ def evaluate_study(
     space_id: str | None = None,
     spell_sample: int | None = 32,
     spell_fallback: SpellFallback | None = None,
+    truth_column: str = "score",
 ) -> Evaluation:
     """Compare the study's rankings (its ``similarity.csv``) with true scores, and the baselines.
+
+    ``truth_column``: the truth file's column holding the scores (:func:`fute_kit.truth.read_truth`).
 
     ``spell_sample``: how many texts of U fill each prompt for SPELL (scored once, then cached); None: no SPELL.
     ``spell_fallback``: the source that scores prompts whose own source cannot (``fute_kit.prompt_perplexity``).
@@ -206,7 +209,11 @@ def evaluate_study(
     if study.similarity is None:
         raise DataError(f"{out_dir} has no similarity.csv: evaluate a finished study (fute run --out DIR)")
     truth_file = str(truth) if isinstance(truth, (str, Path)) else "(given)"
-    table = read_truth(truth) if isinstance(truth, (str, Path)) else {t: dict(c) for t, c in truth.items()}
+    if isinstance(truth, (str, Path)):
+        table = read_truth(truth, truth_column)
+        truth_file += f" ({truth_column})" if truth_column != "score" else ""
+    else:
+        table = {t: dict(c) for t, c in truth.items()}
     other = open_study(textemb) if textemb is not None else None
     if other is not None and other.similarity is None:
         raise DataError(f"--textemb {textemb} has no similarity.csv: give a finished study folder")

@@ -127,6 +127,12 @@ def rank(
     "hf-prompted and this LLM (a fetched local model name, alias or folder), the same prompt, labels and examples.",
 )
 @click.option("--no-spell", is_flag=True, help="Leave SPELL out (it runs the LLM on prompts not yet scored).")
+@click.option(
+    "--truth-column",
+    default="score",
+    show_default=True,
+    help="The truth file's column to rank by (fute transfer's accuracy_after: regret against the best source).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of markdown tables.")
 def evaluate(
     out_dir: Path,
@@ -140,6 +146,7 @@ def evaluate(
     spell_sample: int,
     spell_model: str | None,
     no_spell: bool,
+    truth_column: str,
     as_json: bool,
 ) -> None:
     """Compare a study's rankings with true scores (NDCG, regret@k, Spearman, top-1) and baselines.
@@ -164,6 +171,7 @@ def evaluate(
             space_id=space_id,
             spell_sample=None if no_spell else spell_sample,
             spell_fallback=SpellFallback("hf-prompted", {"path": spell_model}) if spell_model else None,
+            truth_column=truth_column,
         )
         write_evaluation(one, StudyFolder(folder).evaluation_json)
         write_baselines(one, StudyFolder(folder).baselines_csv)

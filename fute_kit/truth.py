@@ -16,19 +16,23 @@ from fute_kit.atomic import atomic_write_text
 from fute_kit.errors import DataError
 
 
-def read_truth(path: str | Path) -> dict[str, dict[str, float]]:
-    """``target -> candidate -> score`` from a CSV with columns target, candidate, score."""
+def read_truth(path: str | Path, column: str = "score") -> dict[str, dict[str, float]]:
+    """``target -> candidate -> score`` from a CSV with columns target, candidate, score.
+
+    ``column`` reads another column as the score: `fute transfer`'s ``accuracy_after`` ranks sources exactly as
+    its gains do, and is what regret (Poth et al. 2021: the loss against the best source's accuracy) is taken of.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"truth file {path} does not exist (a CSV with columns target,candidate,score)")
     with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in ("target", "candidate", "score") if c not in columns]
+        missing = [c for c in ("target", "candidate", column) if c not in columns]
         if missing:
             raise DataError(
                 f"truth file {path}: missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'} "
-                "(the header must be target,candidate,score)"
+                f"(the header must hold target,candidate,{column})"
             )
         truth: dict[str, dict[str, float]] = {}
         for line, row in enumerate(reader, start=2):
@@ -37,11 +41,11 @@ def read_truth(path: str | Path) -> dict[str, dict[str, float]]:
             if not target or not candidate:
                 raise DataError(f"truth file {path}, line {line}: empty target or candidate")
             try:
-                score = float(row["score"])
+                score = float(row[column])
             except ValueError:
-                raise DataError(f"truth file {path}, line {line}: score {row['score']!r} is not a number") from None
+                raise DataError(f"truth file {path}, line {line}: {column} {row[column]!r} is not a number") from None
             if not math.isfinite(score):
-                raise DataError(f"truth file {path}, line {line}: score {row['score']!r} is not finite")
+                raise DataError(f"truth file {path}, line {line}: {column} {row[column]!r} is not finite")
             if candidate in truth.setdefault(target, {}):
                 raise DataError(f"truth file {path}, line {line}: {target!r} / {candidate!r} is given twice")
             truth[target][candidate] = score

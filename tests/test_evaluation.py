@@ -136,6 +136,20 @@ def test_read_truth_and_its_errors(tmp_path: Path) -> None:
         read_truth(tmp_path / "missing.csv")
 
 
+def test_read_truth_from_another_column(tmp_path: Path) -> None:
+    """fute transfer's truth: gains (all losses here, so regret is undefined) and the accuracies after transfer."""
+    rows = [["target", "candidate", "score", "accuracy_after"], ["t", "s1", "-0.02", "0.88"], ["t", "s2", "-0.1", "0.8"]]
+    path = write_csv(tmp_path / "transfer.csv", rows)
+    assert read_truth(path) == {"t": {"s1": -0.02, "s2": -0.1}}
+    after = read_truth(path, "accuracy_after")
+    assert after == {"t": {"s1": 0.88, "s2": 0.8}}
+    assert ranking_scores(np.array([0.1, 0.9]), np.array([-0.02, -0.1])).regret_at_k is None  # the best gain is < 0
+    chose_s2 = ranking_scores(np.array([0.1, 0.9]), np.array(list(after["t"].values())), k=1)
+    assert chose_s2.regret_at_k == pytest.approx((0.88 - 0.8) / 0.88 * 100)  # Poth et al.: the loss vs the best
+    with pytest.raises(DataError, match=r"missing column\(s\) macro_f1; .*target,candidate,macro_f1"):
+        read_truth(path, "macro_f1")
+
+
 # -- label-free scores ---------------------------------------------------------------------------------
 def put_model(root: Path, subject: str, probs: list[list[float]], names: tuple[str, ...], n_examples: int = 2) -> None:
     """An MTE plus its cached predictions on U (key = the MTE's data fingerprint)."""
