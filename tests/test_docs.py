@@ -39,11 +39,10 @@ def test_readme_study_is_valid() -> None:
     import pytest
 
     pytest.importorskip("fute_kit_hf")
-    from fute_kit.config import parse_config
-    from fute_kit.registry import get_registry
-
     from fute_kit.components import RunContext
+    from fute_kit.config import parse_config
     from fute_kit.preflight import check_study
+    from fute_kit.registry import get_registry
 
     readme = (ROOT / "README.md").read_text()
     block = readme.split("```toml", 1)[1].split("```", 1)[0]

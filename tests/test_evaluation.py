@@ -138,7 +138,8 @@ def test_read_truth_and_its_errors(tmp_path: Path) -> None:
 
 def test_read_truth_from_another_column(tmp_path: Path) -> None:
     """fute transfer's truth: gains (all losses here, so regret is undefined) and the accuracies after transfer."""
-    rows = [["target", "candidate", "score", "accuracy_after"], ["t", "s1", "-0.02", "0.88"], ["t", "s2", "-0.1", "0.8"]]
+    header = ["target", "candidate", "score", "accuracy_after"]
+    rows = [header, ["t", "s1", "-0.02", "0.88"], ["t", "s2", "-0.1", "0.8"]]
     path = write_csv(tmp_path / "transfer.csv", rows)
     assert read_truth(path) == {"t": {"s1": -0.02, "s2": -0.1}}
     after = read_truth(path, "accuracy_after")
