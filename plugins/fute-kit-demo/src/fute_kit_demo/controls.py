@@ -11,8 +11,6 @@ as often as the classifiers, which is why the demo prints them).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ def random_head_model(label_names: tuple[str, ...], folder: Path, head_seed: int
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from fute_kit.plugin import atomic_write_text
+    from fute_kit.plugin import atomic_folder, atomic_write_text
     from fute_kit_hf import local_or_hub
 
     base = local_or_hub("minilm", cache_dir)
@@ -51,13 +49,8 @@ def random_head_model(label_names: tuple[str, ...], folder: Path, head_seed: int
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
     )
-    # Written beside the target and renamed into place: an interrupted run leaves no half-written model.
-    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    AutoTokenizer.from_pretrained(base).save_pretrained(staging)
-    atomic_write_text(staging / marker.name, json.dumps(info, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, folder)
+    with atomic_folder(folder) as staging:  # an interrupted run leaves the old folder or the new one, never half
+        model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(base).save_pretrained(staging)
+        atomic_write_text(staging / marker.name, json.dumps(info, indent=2))
     return str(folder)
