@@ -64,6 +64,13 @@ def test_group_trains_stacked_and_matches_one_at_a_time(
         assert set(single.details) <= set(group_result.details)
         assert [w.split(":")[0] for w in group_result.warnings] == [w.split(":")[0] for w in single.warnings]
         assert row_cosines(group_result.array, single.array).min() > 0.999
+    # Again on the same cache: the null tasks are read from it, so only the three tasks are trained.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fute_kit"):
+        again = method.embed_group(items, surrogate, RunContext(cache_dir=tmp_path / "g", show_progress=False))
+    assert "not used" not in caplog.text
+    assert [g.details.get("stacked_members") for g in again] == [2, None, 2]  # the 3-class task trains alone
+    assert all(g.details["null_task_reused"] for g in again)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import attrs
 from fute_kit.plugin import Examples, MethodResult, RunContext
 
 if TYPE_CHECKING:
+    from fute_kit_hf.null_task import NullTaskCache
     from fute_kit_hf.stacked import Member
     from fute_kit_hf.surrogate import Surrogate, Tokenized
     from fute_kit_hf.targets import Targets
@@ -75,11 +76,13 @@ def trained_copy(
 
 def embed_group(method: Any, items: Sequence[Examples], surrogate: str, context: RunContext) -> list[MethodResult]:
     """Train the group's members stacked, then embed each item (one at a time where stacking cannot be used)."""
+    from fute_kit_hf.null_task import NullTaskCache
     from fute_kit_hf.surrogate import load_surrogate
 
     model = load_surrogate(surrogate, method.device)
     settings = method.training_settings(method.seed, head_fit_batch_size=method.batch_size * 2, label="taskemb")
-    keys, members = _members(method, items, model, settings)  # every item's labels checked before any training
+    cache = NullTaskCache.of(context, method.name)
+    keys, members = _members(method, items, model, settings, cache)  # every item's labels checked before training
     group = _Trained()
     _train_stacks(model, keys, members, settings, context.progress if context.show_progress else None, group)
     token = _TRAINED.set(group)
@@ -88,15 +91,19 @@ def embed_group(method: Any, items: Sequence[Examples], surrogate: str, context:
     finally:
         _TRAINED.reset(token)
     unused = [key for key in group.entries if key not in group.taken]
-    if unused:  # trained for nothing: a null task found in the cache, or embed's settings differ from the group's
+    if unused:  # trained for nothing: embed's settings differ from the group's
         log.info("taskemb: %d stacked trainings were not used by their subjects", len(unused))
     return results
 
 
 def _members(
-    method: Any, items: Sequence[Examples], model: Surrogate, settings: Settings
+    method: Any, items: Sequence[Examples], model: Surrogate, settings: Settings, cache: NullTaskCache
 ) -> tuple[list[Any], list[Member]]:
-    """The distinct trainings of the items (task, then null task with the contrast) and their keys."""
+    """The distinct trainings of the items (task, then null task with the contrast) and their keys.
+
+    A null task whose result is already in the null-task cache is left out: embed reads it from there.
+    """
+    from fute_kit_hf.null_task import null_task_key
     from fute_kit_hf.stacked import Member
     from fute_kit_hf.targets import is_null_task, make_targets, prior_targets
 
@@ -109,7 +116,11 @@ def _members(
             continue  # embed returns zeros without training
         tokenized = model.tokenize(examples, method.max_length)
         targets = make_targets(examples, method.soft_loss, model.device)
-        wanted = [targets] if method.contrast == "none" else [targets, prior_targets(targets, uniform=uniform)]
+        wanted = [targets]
+        if method.contrast != "none":
+            null = prior_targets(targets, uniform=uniform)
+            if not cache.path(null_task_key(method, model, tokenized, null, settings)).is_file():
+                wanted.append(null)
         for member_targets in wanted:
             keys.append(member_key(model, tokenized, member_targets, settings))
             members.append(Member(tokenized, member_targets))
