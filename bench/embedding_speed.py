@@ -15,7 +15,10 @@ Variants (``--variants``, comma-separated, run in this order):
 - ``threads1``: fp32 with 1 intra-op thread (default: torch.get_num_threads());
 - ``stop``: fp32, training stops once the mean excess loss of the last 5 steps is below --stop-loss;
 - ``auto-stop``: auto + stop; ``auto-stop-fisher``: auto + stop + the Fisher pass under bf16 autocast;
-- ``compile``: fp32 with the trained copy under torch.compile(dynamic=True) (compile time included).
+- ``compile``: fp32 with the trained copy under torch.compile(dynamic=True) (compile time included);
+- ``grouped``: fp32 with batch_order 'grouped' (shuffled batches of similar lengths: less padding);
+  ``auto-grouped``: auto + grouped; ``auto-grouped-seed1``: the same at seed 1 (its seed noise);
+  ``auto-grouped-stop``: auto + grouped + stop.
 
 An untimed warm-up embedding (``--warmup-examples``, fp32 and bf16) comes first. Each variant has its own empty cache
 folder, so no null task is shared between them (sharing is measured by bench/null_task_sharing.py). The table is
@@ -56,6 +59,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "threads1": {"threads": 1},
     "auto-stop": {"precision": "auto", "stop": True},
     "compile": {"compile": True},
+    "grouped": {"batch_order": "grouped"},
+    "auto-grouped": {"precision": "auto", "batch_order": "grouped"},
+    "auto-grouped-seed1": {"precision": "auto", "batch_order": "grouped", "seed": 1},
+    "auto-grouped-stop": {"precision": "auto", "batch_order": "grouped", "stop": True},
 }
 
 
@@ -83,7 +90,11 @@ def make_method(spec: dict[str, Any], args: argparse.Namespace) -> Any:
             return super().training_settings(seed, **{**given, **extra})
 
     return Variant(
-        seed=spec.get("seed", 0), precision=spec.get("precision", "fp32"), max_length=args.max_length, device="cpu"
+        seed=spec.get("seed", 0),
+        precision=spec.get("precision", "fp32"),
+        batch_order=spec.get("batch_order", "shuffle"),
+        max_length=args.max_length,
+        device="cpu",
     )
 
 

@@ -19,6 +19,18 @@ EmbeddingKind = Literal["dataset", "model"]
 # within seed noise: docs/benchmarks.md).
 RUNTIME_OPTIONS: frozenset[str] = frozenset({"device", "precision"})
 
+# Options added after spaces were published, with the value that computes what the space computed before:
+# at that value they are left out of the identity, so stored embeddings stay valid across the upgrade.
+ADDED_OPTIONS: dict[str, Any] = {"batch_order": "shuffle"}
+
+
+def _identity_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in RUNTIME_OPTIONS and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])
+    }
+
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: equal values give equal strings (and hashes)."""
@@ -45,7 +57,7 @@ class Space:
     @property
     def id(self) -> str:
         """A short stable identifier: the hash of surrogate, method and options."""
-        options = {k: v for k, v in self.options.items() if k not in RUNTIME_OPTIONS}
+        options = _identity_options(self.options)
         payload = canonical_json({"surrogate": self.surrogate, "method": self.method, "options": options})
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -68,7 +80,7 @@ class Space:
         if self.method != other.method:
             diffs.append(f"method {self.method!r} vs {other.method!r}")
         for key in sorted((set(self.options) | set(other.options)) - skip):
-            a, b = self.options.get(key), other.options.get(key)
+            a, b = self.options.get(key, ADDED_OPTIONS.get(key)), other.options.get(key, ADDED_OPTIONS.get(key))
             if a != b:
                 diffs.append(f"option {key}: {a!r} vs {b!r}")
         return diffs

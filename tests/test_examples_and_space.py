@@ -57,6 +57,14 @@ def test_space_id_is_stable_and_option_order_free() -> None:
     assert a.id != Space("minilm", "taskemb", {"lr": 1e-4, "seed": 1}).id
 
 
+def test_an_added_option_at_its_old_behaviour_keeps_stored_spaces_valid() -> None:
+    before = Space("minilm", "taskemb", {"seed": 0})
+    same = Space("minilm", "taskemb", {"seed": 0, "batch_order": "shuffle"})  # computes what `before` computed
+    other = Space("minilm", "taskemb", {"seed": 0, "batch_order": "grouped"})
+    assert same.id == before.id and not same.differences(before)
+    assert other.id != before.id and other.differences(before) == ["option batch_order: 'grouped' vs 'shuffle'"]
+
+
 def _emb(space: Space, name: str = "x") -> TaskEmbedding:
     return TaskEmbedding(np.ones((2, 3)), "dataset", name, space, Provenance("fp", 1))
 

@@ -96,6 +96,27 @@ def test_batches_by_length_and_shuffled(tiny_model_dir: Callable[..., str]) -> N
     assert widths == sorted(widths) and widths[0] < widths[-1]  # padded per batch, not to max_length
 
 
+def test_grouped_batches_are_shuffled_batches_of_similar_lengths(tiny_model_dir: Callable[..., str]) -> None:
+    surrogate = load_surrogate(tiny_model_dir("bert"), "cpu")
+    texts = [" ".join(["word"] * (1 + (7 * i) % 23)) for i in range(64)]
+    tokenized = surrogate.tokenize(texts, 64)
+
+    def rows(order: str, seed: int = 0, epoch: int = 0) -> list[list[int]]:
+        return [b.indices.tolist() for b in surrogate.batches(tokenized, 4, order=order, seed=seed, epoch=epoch)]
+
+    def padded_tokens(batches: list[list[int]]) -> int:
+        return sum(len(b) * int(tokenized.lengths[b].max()) for b in batches)
+
+    grouped = rows("grouped")
+    assert sorted(i for b in grouped for i in b) == list(range(64)) and grouped == rows("grouped")
+    assert grouped != rows("grouped", epoch=1) and grouped != rows("grouped", seed=1)
+    assert padded_tokens(grouped) < padded_tokens(rows("shuffle"))
+    # each group of 8 batches holds the same examples as 32 consecutive examples of the shuffled order
+    shuffled = [i for b in rows("shuffle") for i in b]
+    assert sorted(i for b in grouped for i in b if i in shuffled[:32]) == sorted(shuffled[:32])
+    assert all(len(set(b) & set(shuffled[:32])) in (0, 4) for b in grouped)
+
+
 def test_truncation_is_counted_and_pairs_keep_segments(tiny_model_dir: Callable[..., str]) -> None:
     surrogate = load_surrogate(tiny_model_dir("bert"), "cpu")
     tokenized = surrogate.tokenize(TEXTS, 8)

@@ -77,3 +77,15 @@ def test_early_stopping_keeps_the_best_epoch(tiny_model_dir: Callable[..., str])
     again = evaluate(surrogate, trained, tokenized, targets, held_pos, chosen.batch_size)
     assert abs(again.loss - min(held)) < 1e-5
     assert 0.0 <= details["agreement"] <= 1.0 and "agreement_before" in details
+
+
+def test_grouped_batches_train_the_same_steps_on_other_batches(tiny_model_dir: Callable[..., str]) -> None:
+    from fute_kit_hf.training import TrainingOptions
+
+    assert TrainingOptions(batch_order="grouped").training_settings(0).batch_order == "grouped"
+    shuffled, _ = run(tiny_model_dir("bert"), settings())
+    grouped, details = run(tiny_model_dir("bert"), settings(batch_order="grouped"))
+    again, _ = run(tiny_model_dir("bert"), settings(batch_order="grouped"))
+    assert details["steps"] == 2 * 6 and details["probe_loss_after"] < details["probe_loss_before"]
+    assert torch.equal(grouped.head.weight, again.head.weight)  # still fixed by the seed
+    assert not torch.equal(grouped.head.weight, shuffled.head.weight)

@@ -330,18 +330,11 @@ def _fresh_head(model: Any, seed: int) -> None:
 
 
 def _length_grouped_batches(lengths: list[int], batch_size: int, generator: Any) -> list[list[int]]:
-    """Shuffled batches of similar lengths: less padding, still random.
-
-    The examples are shuffled, cut into groups of 8 batches, sorted by length within each group, batched,
-    and the batches shuffled again.
-    """
+    """Shuffled batches of similar lengths (:func:`fute_kit_hf.surrogate.length_grouped`): less padding."""
     import torch
 
+    from fute_kit_hf.surrogate import length_grouped
+
     order = torch.randperm(len(lengths), generator=generator).tolist()
-    group = batch_size * 8
-    batches = []
-    for start in range(0, len(order), group):
-        chunk = sorted(order[start : start + group], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    shuffled = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in shuffled]
+    batches = length_grouped(order, lengths, batch_size, lambda k: torch.randperm(k, generator=generator).tolist())
+    return [batch.tolist() for batch in batches]

@@ -156,7 +156,7 @@ def _member_batches(surrogate: Surrogate, member: Member, settings: Settings) ->
     """A member's training batches over all epochs: the order one-at-a-time training uses."""
     for epoch in range(settings.epochs):
         yield from surrogate.batches(
-            member.tokenized, settings.batch_size, order="shuffle", seed=settings.seed, epoch=epoch
+            member.tokenized, settings.batch_size, order=settings.batch_order, seed=settings.seed, epoch=epoch
         )
 
 

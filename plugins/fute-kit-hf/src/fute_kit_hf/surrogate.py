@@ -21,7 +21,8 @@ API (stable; other plugins build on it):
   never train it in place), ``family``, ``hidden_size``, ``num_layers``, ``device``, ``max_positions``;
   ``trainable_copy()`` gives a deep copy with gradients on, for training.
 - ``Surrogate.tokenize(examples, max_length) -> Tokenized`` (once per dataset) and
-  ``Surrogate.batches(examples_or_tokenized, batch_size, max_length, order="length"|"shuffle", seed, epoch)``
+  ``Surrogate.batches(examples_or_tokenized, batch_size, max_length, order="length"|"shuffle"|"grouped", seed,
+  epoch)``
   yielding ``Batch`` values: padded per batch (right padding), with the original ``indices`` and the
   number of ``truncated`` inputs in the batch.
 - ``Surrogate.forward_features(model, batch, ...) -> Features``: ``layers`` (one (b, t, h) tensor per layer),
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fute_kit")
 
 Family = Literal["encoder", "encoder-decoder", "decoder"]
-Order = Literal["length", "shuffle", "given"]
+Order = Literal["length", "shuffle", "grouped", "given"]
+GROUP_BATCHES = 8  # order "grouped": batches per group of examples sorted by length
 
 
 class SurrogateError(FuteError):
@@ -203,7 +205,10 @@ class Surrogate:
 
         ``order="length"``: sorted by token length (least padding; for inference and the Fisher pass).
         ``order="shuffle"``: a permutation drawn from ``(seed, epoch)`` (for training: the space's seed
-        fixes the data order). ``order="given"``: the dataset's own order. Pass a ``Tokenized`` to
+        fixes the data order). ``order="grouped"``: the same permutation cut into groups of
+        ``GROUP_BATCHES`` batches, each group sorted by length, then the batches shuffled (from the same
+        seed): random batches of similar lengths, so training pads less. ``order="given"``: the
+        dataset's own order. Pass a ``Tokenized`` to
         avoid tokenising again (for example once per epoch).
         """
         import torch
@@ -211,18 +216,8 @@ class Surrogate:
         if batch_size < 1:
             raise DataError(f"batch_size {batch_size} must be at least 1")
         tokenized = examples if isinstance(examples, Tokenized) else self.tokenize(examples, max_length)
-        n = len(tokenized)
-        if order == "length":
-            positions = np.argsort(tokenized.lengths, kind="stable")
-        elif order == "shuffle":
-            positions = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-        elif order == "given":
-            positions = np.arange(n)
-        else:
-            raise DataError(f"batch order {order!r} is not known: use 'length', 'shuffle' or 'given'")
         pad = self.pad_token_id
-        for start in range(0, n, batch_size):
-            rows = positions[start : start + batch_size]
+        for rows in _batch_rows(tokenized.lengths, batch_size, order, seed, epoch):
             width = max(len(tokenized.input_ids[i]) for i in rows)
             ids = np.full((len(rows), width), pad, dtype=np.int64)
             attention = np.zeros((len(rows), width), dtype=np.int64)
@@ -308,6 +303,41 @@ class Surrogate:
             weights = real.to(last.dtype).unsqueeze(-1)
             pooled = (last * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
         return Features(layers, pooled, real, last)
+
+
+def _batch_rows(lengths: np.ndarray, batch_size: int, order: Order, seed: int, epoch: int) -> list[np.ndarray]:
+    """The rows of each batch, in the order ``Surrogate.batches`` describes."""
+    n = len(lengths)
+    if order == "length":
+        positions = np.argsort(lengths, kind="stable")
+    elif order in ("shuffle", "grouped"):
+        rng = np.random.default_rng([int(seed), int(epoch)])
+        positions = rng.permutation(n)
+        if order == "grouped":
+            return length_grouped(positions, lengths, batch_size, rng.permutation)
+    elif order == "given":
+        positions = np.arange(n)
+    else:
+        raise DataError(f"batch order {order!r} is not known: use 'length', 'shuffle', 'grouped' or 'given'")
+    return [positions[start : start + batch_size] for start in range(0, n, batch_size)]
+
+
+def length_grouped(
+    positions: Sequence[int] | np.ndarray, lengths: Sequence[int] | np.ndarray, batch_size: int, permutation: Any
+) -> list[np.ndarray]:
+    """Batches of similar lengths from shuffled ``positions``: groups of ``GROUP_BATCHES`` batches sorted by
+    length (stable) and batched; the batches are then reordered by ``permutation(number of batches)``, so a
+    long batch is not always last in its group.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    lengths = np.asarray(lengths)
+    group = batch_size * GROUP_BATCHES
+    batches = []
+    for start in range(0, len(positions), group):
+        chunk = positions[start : start + group]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in permutation(len(batches))]
 
 
 def _texts_of(examples: Examples | Sequence[str]) -> tuple[Sequence[str], Sequence[str] | None]:

@@ -68,11 +68,13 @@ class Settings:
     precision: str = "fp32"  # "auto", "fp32" or "bf16" (fute_kit_hf.precision), resolved on the device by train
     fused_optimizer: bool | None = None  # the fused AdamW kernel; None: unless precision is "fp32"
     stop_loss: float | None = None  # stop once the mean excess loss of the last STOP_WINDOW steps is below it
+    batch_order: str = "shuffle"  # or "grouped": shuffled batches of similar lengths (Surrogate.batches)
 
 
 POSITIVE = attrs.validators.gt(0)
 NON_NEGATIVE = attrs.validators.ge(0)
 FRACTION = [attrs.validators.ge(0), attrs.validators.lt(1)]  # [0, 1)
+BATCH_ORDERS = ("shuffle", "grouped")
 STOP_WINDOW = 5  # steps whose mean excess loss stop_loss compares
 
 
@@ -116,13 +118,19 @@ class TrainingOptions:
         "'fp32': float32 and the reference AdamW loop, as before; 'bf16': bfloat16, or fail where not native",
         validator=attrs.validators.in_(PRECISIONS),
     )
+    batch_order: Literal["shuffle", "grouped"] = option(
+        "shuffle",
+        help="training batches: 'shuffle' (a permutation per epoch from the seed) or 'grouped' (the same permutation, "
+        "batches of similar lengths within groups of 8 batches: less padding, other batches)",
+        validator=attrs.validators.in_(BATCH_ORDERS),
+    )
 
     def training_settings(self, seed: int, **given: Any) -> Settings:
         """The loop's settings from these options; ``given`` adds the rest or replaces one (``learning_rate``)."""
         names = ("epochs", "learning_rate", "batch_size", "warmup_fraction", "weight_decay", "max_grad_norm")
         taken = {name: getattr(self, name) for name in names}
         taken.update(early_stopping_fraction=self.early_stopping_fraction, patience=self.patience)
-        taken.update(precision=self.precision)
+        taken.update(precision=self.precision, batch_order=self.batch_order)
         return Settings(**{**taken, "seed": seed, "head_init": self.head_init, **given})
 
 
@@ -347,7 +355,7 @@ def _run_epochs(
         torch.manual_seed(settings.seed)  # dropout masks: fixed by the space's seed
         for epoch in range(settings.epochs):
             batches = surrogate.batches(
-                train_tok, settings.batch_size, order="shuffle", seed=settings.seed, epoch=epoch
+                train_tok, settings.batch_size, order=settings.batch_order, seed=settings.seed, epoch=epoch
             )
             if progress is not None:
                 desc = f"{settings.label} train {epoch + 1}/{settings.epochs}"
