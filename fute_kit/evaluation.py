@@ -4,10 +4,10 @@ For each target of the truth (``fute_kit.truth``) the candidates are ranked by e
 (the study's ``similarity.csv``) and scored with ``fute_kit.ranking_metrics``, then averaged over targets.
 
 Baselines: ``random`` (the exact expectation over every order); ``textemb`` (another study's
-similarities, such as a TextEmb space); ``size`` (more examples first, from the embeddings'
-provenance ``n_examples``); for models with cached predictions on U, the label-free
-prompt-selection scores of ``fute_kit.label_free`` (MI, GE, LE, MDL, ZPS); and, for prompts whose model
-source can score prompt text, SPELL's perplexity (``fute_kit.prompt_perplexity``).
+similarities, such as a TextEmb space); ``size`` (more examples first: the truth file's ``source_examples``
+column where it has one, else the embeddings' provenance ``n_examples``); for models with cached predictions
+on U, the label-free prompt-selection scores of ``fute_kit.label_free`` (MI, GE, LE, MDL, ZPS); and, for
+prompts whose model source can score prompt text, SPELL's perplexity (``fute_kit.prompt_perplexity``).
 
 Each baseline's score of every candidate is written as ``baselines.csv`` (``target,candidate,baseline,score``);
 :func:`pool_evaluations` joins the evaluations of several study folders (seeds) so that the means and the
@@ -35,11 +35,12 @@ from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interva
 from fute_kit.selection import Study, open_study, resolve_label
 from fute_kit.similarity import SimilarityMatrix
 from fute_kit.study_folder import StudyFolder
-from fute_kit.truth import read_truth
+from fute_kit.truth import read_truth, truth_columns
 
 EMBEDDING = "embedding"
 # The baselines that score each candidate (random has no score: it is the exact expectation over every order).
 SCORED_BASELINES = ("textemb", "size", *LABEL_FREE, SPELL)
+SOURCE_EXAMPLES = "source_examples"  # a truth column (fute transfer writes it): what the size baseline ranks by
 INTERVAL_KEYS = ("spearman", "top1", "regret@1")
 
 
@@ -226,9 +227,14 @@ def evaluate_study(
         if spell.unavailable and not spell.scores:
             unavailable[SPELL] = "; ".join(spell.unavailable)
         notes += [f"{SPELL}: {why}" for why in spell.unavailable if spell.scores]
-    baselines = _Baselines({e.label: float(e.provenance.n_examples) for e in study.embeddings}, scores, other)
+    where = str(StudyFolder(out_dir).similarity_csv)
+    sizes = {e.label: float(e.provenance.n_examples) for e in study.embeddings}
+    if isinstance(truth, (str, Path)) and SOURCE_EXAMPLES in truth_columns(truth):
+        sizes.update(_truth_sizes(read_truth(truth, SOURCE_EXAMPLES), list(study.similarity.labels), where))
+        notes.append(f"size: ranks by the truth file's {SOURCE_EXAMPLES} (the examples each candidate was trained on)")
+    baselines = _Baselines(sizes, scores, other)
     targets = []
-    grouped = _truth_by_label(table, list(study.similarity.labels), str(StudyFolder(out_dir).similarity_csv))
+    grouped = _truth_by_label(table, list(study.similarity.labels), where)
     for target, group in grouped.items():
         if len(group) < 2:
             notes.append(f"{target}: skipped, it has {len(group)} candidate (a ranking needs at least 2)")
@@ -252,6 +258,11 @@ class _Baselines:
     sizes: dict[str, float]
     label_free: dict[str, dict[str, float]]
     textemb: Study | None
+
+
+def _truth_sizes(table: Mapping[str, Mapping[str, float]], labels: list[str], where: str) -> dict[str, float]:
+    """candidate label -> its training examples, from a truth file's source_examples column."""
+    return {c: size for group in _truth_by_label(table, labels, where).values() for c, (_, size) in group.items()}
 
 
 def _truth_by_label(

@@ -54,6 +54,15 @@ def read_truth(path: str | Path, column: str = "score") -> dict[str, dict[str, f
     return truth
 
 
+def truth_columns(path: str | Path) -> list[str]:
+    """The column names of a truth file's header (none for a missing or empty file)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return [c.strip() for c in next(csv.reader(handle), [])]
+
+
 def write_truth(rows: Sequence[tuple[str, str, float]], path: str | Path, append: bool = False) -> Path:
     """Write ``target,candidate,score`` rows; with ``append``, keep the file's other rows."""
     path = Path(path)

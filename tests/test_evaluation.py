@@ -260,6 +260,14 @@ def test_size_baseline_puts_larger_datasets_first(toy_registry: Any, tmp_path: P
     assert result[EMBEDDING].spearman == pytest.approx(-1.0)  # small is most similar, large least
     assert "mutual_information" not in result  # datasets have no predictions
 
+    # fute transfer's truth says how many examples each source was trained on: the size baseline ranks by that
+    sized = write_csv(tmp_path / "s.csv", [["target", "candidate", "score", "source_examples"],
+                                           ["target", "small", "1", "900"], ["target", "large", "3", "20"],
+                                           ["target", "medium", "2", "300"]])  # fmt: skip
+    evaluation = evaluate_study(tmp_path, sized)
+    assert evaluation.targets[0].results["size"].spearman == pytest.approx(-1.0)
+    assert any("source_examples" in note for note in evaluation.notes)
+
 
 def test_evaluate_errors(prompt_study: Path, tmp_path: Path) -> None:
     unknown = write_csv(tmp_path / "u.csv", [["target", "candidate", "score"], ["reviews", "LLM/god", "1"],

@@ -64,6 +64,7 @@ def test_three_task_zoo_end_to_end(tiny_model_dir: Any, tmp_path: Path) -> None:
     assert {t: sorted(c) for t, c in truth.items()} == {t: sorted(set(ZOO) - {t}) for t in ZOO}
     rows = _csv(tmp_path / "out" / "truth.csv")
     assert list(rows[0]) == list(transfer.TRUTH_COLUMNS) and {r["n"] for r in rows} == {"1"}
+    assert {r["source_examples"] for r in rows} == {"24"}  # --source-size: the size baseline's truth
     runs = _csv(tmp_path / "out" / "runs.csv")
     assert len(runs) == 6
     for run in runs:  # the truth's score is the gain of the runs it came from
@@ -147,6 +148,12 @@ def test_resumes_from_runs_csv_without_the_run_cache(tiny_model_dir: Any, tmp_pa
     assert "[9/9 target runs, 3/3 sources]" in result.output
     for name in ("truth.csv", "truth-models.csv", "runs.csv"):  # rebuilt from the rows, byte for byte
         assert (moved / name).read_bytes() == (first / name).read_bytes(), name
+
+    # A truth.csv from before the source_examples column is rebuilt from runs.csv, nothing trained.
+    legacy = [",".join(line.split(",")[:-1]) for line in (first / "truth.csv").read_text().splitlines()]
+    (moved / "truth.csv").write_text("\n".join(legacy) + "\n")
+    assert _transfer(moved, base).exit_code == 0 and _finetunings(moved / "runs") == 0
+    assert (moved / "truth.csv").read_bytes() == (first / "truth.csv").read_bytes()
 
     # One row missing: only its source checkpoint and its transfer run are trained (the baseline is recorded).
     rows = (first / "runs.csv").read_text().splitlines()

@@ -40,7 +40,18 @@ MODELS_TRUTH_FILE = "truth-models.csv"  # the same rows, candidates named as the
 MODEL_PREFIX = "ft-"
 RUNS_FILE = "runs.csv"
 MANIFEST_FILE = "transfer.json"
-TRUTH_COLUMNS = ("target", "candidate", "score", "sd", "n", "accuracy_alone", "accuracy_after", "macro_f1_gain")
+TRUTH_COLUMNS = (
+    "target",
+    "candidate",
+    "score",
+    "sd",
+    "n",
+    "accuracy_alone",
+    "accuracy_after",
+    "macro_f1_gain",
+    "source_examples",  # the source's training examples: what `fute evaluate`'s size baseline ranks by
+)
+LEGACY_TRUTH_COLUMNS = TRUTH_COLUMNS[:-1]  # before source_examples: such a truth.csv is rebuilt from runs.csv
 RUNS_COLUMNS = ("target", "source", "seed", "score_after", "score_alone", "macro_f1_after", "macro_f1_alone")
 REUSED_ROW = "reused from runs.csv"  # a run whose scores runs.csv already holds (same recipe): not repeated
 
@@ -298,7 +309,8 @@ def measure_transfer(
     )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / MANIFEST_FILE, json.dumps(_manifest(recipe, names), indent=2))
-    _measure_rows(_ResultFiles(out), store, loaded, names, targets, seed_list, clock)
+    sizes = {name: len(item.source_train) for name, item in loaded.items()}
+    _measure_rows(_ResultFiles(out, sizes), store, loaded, names, targets, seed_list, clock)
     report(f"transfer: truth written to {out / TRUTH_FILE}")
     return out / TRUTH_FILE
 
@@ -494,11 +506,12 @@ class _ResultFiles:
     """
 
     out: Path
+    source_examples: dict[str, int]
     truth: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)
     runs: dict[tuple[str, str, str], list[str]] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        self.truth = _read_rows(self.out / TRUTH_FILE, TRUTH_COLUMNS, 2)
+        self.truth = _read_rows(self.out / TRUTH_FILE, TRUTH_COLUMNS, 2, legacy=LEGACY_TRUTH_COLUMNS)
         self.runs = _read_rows(self.out / RUNS_FILE, RUNS_COLUMNS, 3)
         seeds: dict[tuple[str, str], list[int]] = {}
         for target, source, seed in self.runs:
@@ -507,7 +520,7 @@ class _ResultFiles:
             if (target, source) not in self.truth:
                 alone = {s: self._scores(target, source, s, after=False) for s in found}
                 after = {s: self._scores(target, source, s, after=True) for s in found}
-                self.truth[(target, source)] = _truth_row(target, source, found, alone, after)
+                self.truth[(target, source)] = self._truth_row(target, source, found, alone, after)
 
     def recorded(self, target: str, source: str, seed: int) -> dict[str, Any] | None:
         """The scores of the transfer run (target, source, seed) that runs.csv holds, or None."""
@@ -537,11 +550,14 @@ class _ResultFiles:
         for seed in seeds:
             scores = [after[seed][acc], alone[seed][acc], after[seed].get(f1, 0.0), alone[seed].get(f1, 0.0)]
             self.runs[(target, source, str(seed))] = [target, source, str(seed), *map(_number, scores)]
-        self.truth[(target, source)] = _truth_row(target, source, seeds, alone, after)
+        self.truth[(target, source)] = self._truth_row(target, source, seeds, alone, after)
         _write_rows(self.out / RUNS_FILE, RUNS_COLUMNS, self.runs.values())
         _write_rows(self.out / TRUTH_FILE, TRUTH_COLUMNS, self.truth.values())
         models = ([t, MODEL_PREFIX + c, *rest] for t, c, *rest in self.truth.values())
         _write_rows(self.out / MODELS_TRUTH_FILE, TRUTH_COLUMNS, models)
+
+    def _truth_row(self, target: str, source: str, seeds: list[int], alone: dict, after: dict) -> list[str]:
+        return [*_truth_row(target, source, seeds, alone, after), str(self.source_examples.get(source, ""))]
 
 
 def _truth_row(
@@ -573,13 +589,16 @@ def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _read_rows(path: Path, columns: Sequence[str], key_width: int) -> dict[Any, list[str]]:
+def _read_rows(
+    path: Path, columns: Sequence[str], key_width: int, legacy: Sequence[str] = ()
+) -> dict[Any, list[str]]:
+    """The rows of a result file by key; none from a file in the ``legacy`` layout (rebuilt by the caller)."""
     if not path.is_file():
         return {}
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header is None:
+        if header is None or (legacy and tuple(header) == tuple(legacy)):
             return {}
         if tuple(header) != tuple(columns):
             raise DataError(f"{path}: columns {header} are not {list(columns)}: move the file away or choose --out")
