@@ -5,6 +5,9 @@ python experiments/transfer_ranking.py "taskemb, DTE route=runs/eval/taskemb-dte
 Each argument is LABEL=PATH to an evaluation.json. A row per labelled ranking (the embedding), then the
 baselines of the first file (random as its exact expectation, source size, TextEmb when `--textemb` was given):
 mean over targets with the bootstrap interval over targets, and the difference from random with its interval.
+`--regret LABEL=PATH` names the evaluation of the same ranking against `fute evaluate --truth-column
+accuracy_after`: its regret@1 and @3 (accuracy lost against the best source's, in % of it: Poth et al. 2021) replace
+those of the gains (a share of the best gain: undefined when every gain is negative).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("ndcg@3", "spearman", "regret@1", "top1", "best_rank")
+COLUMNS = ("ndcg@3", "spearman", "top1", "best_rank")
+REGRETS = ("regret@1", "regret@3")
 
 
 def cell(result: dict[str, Any], name: str, metric: str) -> str:
@@ -34,30 +38,41 @@ def difference(result: dict[str, Any], name: str) -> str:
     return f"{delta:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
 
-def row(label: str, result: dict[str, Any], name: str) -> str:
+def row(label: str, result: dict[str, Any], name: str, regret: dict[str, Any] | None) -> str:
     targets = result["mean"][name].get("targets", "")
     cells = [cell(result, name, metric) for metric in COLUMNS]
-    return f"| {label} | {targets} | " + " | ".join([*cells[:1], difference(result, name), *cells[1:]]) + " |"
+    regrets = [cell(regret or result, name, metric) for metric in REGRETS]
+    return f"| {label} | {targets} | " + " | ".join([*cells[:1], difference(result, name), *cells[1:], *regrets]) + " |"
+
+
+def labelled(items: list[str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
+    results = {}
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep:
+            parser.error(f"{item!r}: give LABEL=PATH (for example 'taskemb, DTE route=runs/eval/evaluation.json')")
+        results[label] = json.loads(Path(path).read_text())
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evaluations", nargs="+", help="LABEL=PATH of an evaluation.json written by fute evaluate")
+    parser.add_argument("--regret", action="append", default=[], help="LABEL=PATH evaluated on accuracy_after")
     args = parser.parse_args()
-    results = []
-    for item in args.evaluations:
-        label, sep, path = item.partition("=")
-        if not sep:
-            parser.error(f"{item!r}: give LABEL=PATH (for example 'taskemb, DTE route=runs/eval/evaluation.json')")
-        results.append((label, json.loads(Path(path).read_text())))
-    print("| ranking | targets | NDCG@3 | NDCG@3 − random | Spearman | regret@1 | top-1 | rank of the best source |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label, result in results:
-        print(row(label, result, "embedding"))
-    first = results[0][1]
+    results, regrets = labelled(args.evaluations, parser), labelled(args.regret, parser)
+    regret_unit = "% of the best accuracy after" if regrets else "% of the best gain"
+    print(
+        "| ranking | targets | NDCG@3 | NDCG@3 − random | Spearman | top-1 | rank of the best source "
+        f"| regret@1 ({regret_unit}) | regret@3 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, result in results.items():
+        print(row(label, result, "embedding", regrets.get(label)))
+    first_label, first = next(iter(results.items()))
     for name in first["mean"]:
         if name != "embedding":
-            print(row(f"baseline: {name}", first, name))
+            print(row(f"baseline: {name}", first, name, regrets.get(first_label)))
 
 
 if __name__ == "__main__":
