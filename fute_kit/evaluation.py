@@ -194,16 +194,21 @@ def evaluate_study(
     spell_sample: int | None = 32,
     spell_fallback: SpellFallback | None = None,
     truth_column: str = "score",
+    min_candidates: int = 2,
 ) -> Evaluation:
     """Compare the study's rankings (its ``similarity.csv``) with true scores, and the baselines.
 
     ``truth_column``: the truth file's column holding the scores (:func:`fute_kit.truth.read_truth`).
+    ``min_candidates``: targets with fewer candidates in the truth are left out (named in the notes), so a
+    transfer matrix still being measured is judged on its complete targets only.
 
     ``spell_sample``: how many texts of U fill each prompt for SPELL (scored once, then cached); None: no SPELL.
     ``spell_fallback``: the source that scores prompts whose own source cannot (``fute_kit.prompt_perplexity``).
     """
     if k < 1:
         raise DataError(f"--k must be at least 1, got {k}")
+    if min_candidates < 2:
+        raise DataError(f"--min-candidates must be at least 2 (a ranking needs two), got {min_candidates}")
     if relevance not in ("minmax", "raw"):
         raise DataError(f"unknown relevance {relevance!r}; choose 'minmax' or 'raw'")
     study = open_study(out_dir, space_id)
@@ -236,12 +241,12 @@ def evaluate_study(
     targets = []
     grouped = _truth_by_label(table, list(study.similarity.labels), where)
     for target, group in grouped.items():
-        if len(group) < 2:
-            notes.append(f"{target}: skipped, it has {len(group)} candidate (a ranking needs at least 2)")
+        if len(group) < min_candidates:
+            notes.append(f"{target}: skipped, it has {len(group)} candidate(s), fewer than {min_candidates}")
             continue
         targets.append(_evaluate_target(study.similarity, target, group, baselines, k, relevance))
     if not targets:
-        raise DataError(f"no target of {truth_file} has at least 2 candidates to rank")
+        raise DataError(f"no target of {truth_file} has at least {min_candidates} candidates to rank")
     if any(name in t.results for t in targets for name in LABEL_FREE):
         notes.append("label-free scores are computed on U (the MTEs' unlabelled text), the same for every target")
     metric = dict(study.metric) or {"name": study.similarity.metric}

@@ -133,6 +133,13 @@ def rank(
     show_default=True,
     help="The truth file's column to rank by (fute transfer's accuracy_after: regret against the best source).",
 )
+@click.option(
+    "--min-candidates",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Leave out targets with fewer candidates in the truth (a transfer matrix still being measured).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of markdown tables.")
 def evaluate(
     out_dir: Path,
@@ -147,6 +154,7 @@ def evaluate(
     spell_model: str | None,
     no_spell: bool,
     truth_column: str,
+    min_candidates: int,
     as_json: bool,
 ) -> None:
     """Compare a study's rankings with true scores (NDCG, regret@k, Spearman, top-1) and baselines.
@@ -172,6 +180,7 @@ def evaluate(
             spell_sample=None if no_spell else spell_sample,
             spell_fallback=SpellFallback("hf-prompted", {"path": spell_model}) if spell_model else None,
             truth_column=truth_column,
+            min_candidates=min_candidates,
         )
         write_evaluation(one, StudyFolder(folder).evaluation_json)
         write_baselines(one, StudyFolder(folder).baselines_csv)

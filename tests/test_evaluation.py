@@ -268,6 +268,17 @@ def test_size_baseline_puts_larger_datasets_first(toy_registry: Any, tmp_path: P
     assert evaluation.targets[0].results["size"].spearman == pytest.approx(-1.0)
     assert any("source_examples" in note for note in evaluation.notes)
 
+    # a target whose row of the matrix is not complete yet is left out with --min-candidates
+    partial = write_csv(tmp_path / "p.csv", [["target", "candidate", "score"], ["target", "small", "1"],
+                                             ["target", "large", "3"], ["medium", "small", "1"],
+                                             ["medium", "large", "2"], ["medium", "target", "0"]])  # fmt: skip
+    assert len(evaluate_study(tmp_path, partial).targets) == 2
+    complete = evaluate_study(tmp_path, partial, min_candidates=3)
+    assert [t.target for t in complete.targets] == ["dataset:medium"]
+    assert any("dataset:target: skipped, it has 2 candidate(s), fewer than 3" in note for note in complete.notes)
+    with pytest.raises(DataError, match="at least 4 candidates"):
+        evaluate_study(tmp_path, partial, min_candidates=4)
+
 
 def test_evaluate_errors(prompt_study: Path, tmp_path: Path) -> None:
     unknown = write_csv(tmp_path / "u.csv", [["target", "candidate", "score"], ["reviews", "LLM/god", "1"],
