@@ -21,7 +21,7 @@ RUNTIME_OPTIONS: frozenset[str] = frozenset({"device", "precision"})
 
 # Options added after spaces were published, with the value that computes what the space computed before:
 # at that value they are left out of the identity, so stored embeddings stay valid across the upgrade.
-ADDED_OPTIONS: dict[str, Any] = {"batch_order": "shuffle"}
+ADDED_OPTIONS: dict[str, Any] = {"batch_order": "shuffle", "null_stop_loss": 0.0}
 
 
 def _identity_options(options: Mapping[str, Any]) -> dict[str, Any]:

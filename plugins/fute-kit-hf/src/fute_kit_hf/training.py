@@ -124,6 +124,12 @@ class TrainingOptions:
         "batches of similar lengths within groups of 8 batches: less padding, other batches)",
         validator=attrs.validators.in_(BATCH_ORDERS),
     )
+    null_stop_loss: float = option(
+        0.0,
+        help="end the contrast's null-task training once the mean excess loss of its last 5 steps is below this "
+        "(0: every step); its targets are the prior, so it is flat after a few steps",
+        validator=NON_NEGATIVE,
+    )
 
     def training_settings(self, seed: int, **given: Any) -> Settings:
         """The loop's settings from these options; ``given`` adds the rest or replaces one (``learning_rate``)."""
@@ -132,6 +138,10 @@ class TrainingOptions:
         taken.update(early_stopping_fraction=self.early_stopping_fraction, patience=self.patience)
         taken.update(precision=self.precision, batch_order=self.batch_order)
         return Settings(**{**taken, "seed": seed, "head_init": self.head_init, **given})
+
+    def null_task_settings(self, settings: Settings) -> Settings:
+        """The settings of the contrast's null task: the task's, ending at ``null_stop_loss`` when it is set."""
+        return attrs.evolve(settings, stop_loss=self.null_stop_loss or None)
 
 
 def training_option(name: str, default: Any) -> Any:

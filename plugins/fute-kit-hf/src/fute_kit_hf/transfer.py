@@ -589,9 +589,7 @@ def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _read_rows(
-    path: Path, columns: Sequence[str], key_width: int, legacy: Sequence[str] = ()
-) -> dict[Any, list[str]]:
+def _read_rows(path: Path, columns: Sequence[str], key_width: int, legacy: Sequence[str] = ()) -> dict[Any, list[str]]:
     """The rows of a result file by key; none from a file in the ``legacy`` layout (rebuilt by the caller)."""
     if not path.is_file():
         return {}

@@ -101,7 +101,8 @@ def _members(
 ) -> tuple[list[Any], list[Member]]:
     """The distinct trainings of the items (task, then null task with the contrast) and their keys.
 
-    A null task whose result is already in the null-task cache is left out: embed reads it from there.
+    A null task whose result is already in the null-task cache is left out: embed reads it from there. So is
+    one that stops early (``null_stop_loss``): it ends at its own step, and embed trains it alone.
     """
     from fute_kit_hf.null_task import null_task_key
     from fute_kit_hf.stacked import Member
@@ -117,7 +118,7 @@ def _members(
         tokenized = model.tokenize(examples, method.max_length)
         targets = make_targets(examples, method.soft_loss, model.device)
         wanted = [targets]
-        if method.contrast != "none":
+        if method.contrast != "none" and not method.null_stop_loss:
             null = prior_targets(targets, uniform=uniform)
             if not cache.path(null_task_key(method, model, tokenized, null, settings)).is_file():
                 wanted.append(null)

@@ -181,12 +181,13 @@ class TaskEmb(TrainingOptions):
 
         started = time.perf_counter()
         null = prior_targets(targets, uniform=self.contrast == "uniform")
-        key = null_task_key(self, model, tokenized, null, settings)
+        null_settings = self.null_task_settings(settings)
+        key = null_task_key(self, model, tokenized, null, null_settings)
         null_fisher, shared = shared_null(
             context,
             self.name,
             key,
-            lambda: self._fisher(model, tokenized, null, settings, progress)[1].array,
+            lambda: self._fisher(model, tokenized, null, null_settings, progress)[1].array,
             task.shape,
         )
         array = _unit_rows(task) - _unit_rows(null_fisher)

@@ -225,6 +225,7 @@ class TuPaTE(TrainingOptions):
         from fute_kit_tupate.tuners import TunedWithHead
 
         null = prior_targets(targets)
+        settings = self.null_task_settings(settings)
 
         def tune() -> np.ndarray:
             tuned = self._setup(model)
