@@ -1,6 +1,10 @@
 """Summarise a `fute transfer` truth file: per target, accuracy alone, mean gain per source group, best source.
 
-python experiments/transfer_table.py docs/results/transfer/truth.csv
+python experiments/transfer_table.py docs/results/transfer/truth.csv [--runs docs/results/transfer/runs.csv]
+
+With --runs, also how reliable the truth is: each seed's gains used as a ranking of the sources, scored against
+the mean gains of the other seeds (NDCG@3, Spearman; random for comparison), over the targets of the truth file.
+A source ranking cannot be expected to agree with the truth much better than one seed agrees with the others.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from collections import defaultdict
 
 from fute_kit_hf.datasets import builtin_zoo
 
+K = 3
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("truth", help="truth.csv written by fute transfer")
+    parser.add_argument("--runs", help="runs.csv written by fute transfer: add the seeds' agreement")
     args = parser.parse_args()
     group = {name: task.group for name, task in builtin_zoo().items()}
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -36,6 +43,38 @@ def main() -> None:
             + " | ".join(means)
             + f" | {best['candidate']} ({float(best['score']):+.3f} ± {float(best['sd']):.3f}) |"
         )
+
+    if args.runs:
+        print()
+        print(seed_agreement(args.runs, set(rows)))
+
+
+def seed_agreement(runs_csv: str, targets: set[str]) -> str:
+    """Each seed's gains as a ranking of a target's sources, scored against the mean of the other seeds'."""
+    import numpy as np
+
+    from fute_kit.ranking_metrics import random_scores, ranking_scores
+
+    gains: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    with open(runs_csv, newline="") as handle:
+        for r in csv.DictReader(handle):
+            if r["target"] in targets:
+                gains[r["target"]][r["source"]][r["seed"]] = float(r["score_after"]) - float(r["score_alone"])
+    ndcg, rho, chance = [], [], []
+    for sources in gains.values():
+        names = sorted(sources)
+        for seed in sorted({s for by_seed in sources.values() for s in by_seed}):
+            one = np.array([sources[n][seed] for n in names])
+            rest = np.array([np.mean([g for s, g in sources[n].items() if s != seed]) for n in names])
+            scores = ranking_scores(one, rest, K, "minmax")
+            ndcg.append(scores.ndcg_at_k)
+            rho.append(scores.spearman)
+            chance.append(random_scores(rest, K, "minmax").ndcg_at_k)
+    return (
+        f"Seeds' agreement ({len(ndcg)} target x seed rankings): one seed's gains rank the sources against the "
+        f"other seeds' mean at NDCG@{K} {np.mean(ndcg):.2f} (random {np.mean(chance):.2f}), Spearman "
+        f"{np.nanmean(np.array(rho, dtype=float)):.2f}."
+    )
 
 
 if __name__ == "__main__":
