@@ -4,7 +4,8 @@ python experiments/transfer_ranking.py "taskemb, DTE route=runs/eval/taskemb-dte
 
 Each argument is LABEL=PATH to an evaluation.json. A row per labelled ranking (the embedding), then the
 baselines of the first file (random as its exact expectation, source size, TextEmb when `--textemb` was given):
-mean over targets with the bootstrap interval over targets, and the difference from random with its interval.
+mean over targets with the bootstrap interval over targets, and the paired differences from random and from TextEmb
+(when the evaluation had `--textemb`) with their intervals.
 `--regret LABEL=PATH` names the evaluation of the same ranking against `fute evaluate --truth-column
 accuracy_after`: its regret@1 and @3 (accuracy lost against the best source's, in % of it: Poth et al. 2021) replace
 those of the gains (a share of the best gain: undefined when every gain is negative).
@@ -30,11 +31,11 @@ def cell(result: dict[str, Any], name: str, metric: str) -> str:
     return f"{text} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else text
 
 
-def difference(result: dict[str, Any], name: str) -> str:
-    interval = result.get("intervals", {}).get(name, {}).get("ndcg@3 - random")
-    if not interval or name == "random":
+def difference(result: dict[str, Any], name: str, reference: str = "random") -> str:
+    interval = result.get("intervals", {}).get(name, {}).get(f"ndcg@3 - {reference}")
+    if not interval or name == reference:
         return ""
-    delta = result["mean"][name]["ndcg@3"] - result["mean"]["random"]["ndcg@3"]
+    delta = result["mean"][name]["ndcg@3"] - result["mean"][reference]["ndcg@3"]
     return f"{delta:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
 
@@ -42,7 +43,8 @@ def row(label: str, result: dict[str, Any], name: str, regret: dict[str, Any] | 
     targets = result["mean"][name].get("targets", "")
     cells = [cell(result, name, metric) for metric in COLUMNS]
     regrets = [cell(regret or result, name, metric) for metric in REGRETS]
-    return f"| {label} | {targets} | " + " | ".join([*cells[:1], difference(result, name), *cells[1:], *regrets]) + " |"
+    differences = [difference(result, name), difference(result, name, "textemb")]
+    return f"| {label} | {targets} | " + " | ".join([*cells[:1], *differences, *cells[1:], *regrets]) + " |"
 
 
 def labelled(items: list[str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
@@ -63,10 +65,10 @@ def main() -> None:
     results, regrets = labelled(args.evaluations, parser), labelled(args.regret, parser)
     regret_unit = "% of the best accuracy after" if regrets else "% of the best gain"
     print(
-        "| ranking | targets | NDCG@3 | NDCG@3 − random | Spearman | top-1 | rank of the best source "
-        f"| regret@1 ({regret_unit}) | regret@3 |"
+        "| ranking | targets | NDCG@3 | NDCG@3 − random | NDCG@3 − TextEmb | Spearman | top-1 "
+        f"| rank of the best source | regret@1 ({regret_unit}) | regret@3 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, result in results.items():
         print(row(label, result, "embedding", regrets.get(label)))
     first_label, first = next(iter(results.items()))

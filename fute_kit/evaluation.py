@@ -89,22 +89,30 @@ class Evaluation:
     def intervals(self, level: float = 0.95) -> dict[str, dict[str, list[float] | None]]:
         """95% bootstrap intervals over targets: each method's mean Spearman, top-1, NDCG@k and regret@1/@k, and
         its paired difference from random (an interval that excludes 0 says the method beats random beyond
-        chance)."""
+        chance); the embedding's also from TextEmb where that baseline was given."""
         result: dict[str, dict[str, list[float] | None]] = {}
         for method in self.methods():
             result[method] = {}
+            references = ["random", *(["textemb"] if method == EMBEDDING else [])]
             for key in dict.fromkeys((*INTERVAL_KEYS, f"ndcg@{self.k}", f"regret@{self.k}")):
-                pairs = [
-                    (t.results[method].to_dict(self.k)[key], t.results["random"].to_dict(self.k)[key])
-                    for t in self.targets
-                    if method in t.results
-                ]
-                own = [a for a, _ in pairs if a is not None]
-                diff = [a - b for a, b in pairs if a is not None and b is not None]
-                for name, values in ((key, own), (f"{key} - random", diff)):
-                    interval = bootstrap_interval(values, level) if values else None
-                    result[method][name] = list(interval) if interval else None
+                result[method][key] = _interval_of(self._values(method, None, key), level)
+                for reference in references:
+                    diffs = self._values(method, reference, key)
+                    if diffs or reference == "random":
+                        result[method][f"{key} - {reference}"] = _interval_of(diffs, level)
         return result
+
+    def _values(self, method: str, reference: str | None, key: str) -> list[float]:
+        """``method``'s ``key`` on each target where it has one, minus ``reference``'s (paired) when given."""
+        values = []
+        for t in self.targets:
+            if method not in t.results or (reference is not None and reference not in t.results):
+                continue
+            own = t.results[method].to_dict(self.k)[key]
+            other = t.results[reference].to_dict(self.k)[key] if reference is not None else 0.0
+            if own is not None and other is not None:
+                values.append(own - other)
+        return values
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,7 +160,7 @@ class Evaluation:
         out += [f"- {name} unavailable: {why}" for name, why in self.unavailable.items()]
         out += [""] if self.unavailable else []
         intervals = {m: {k: _interval(v) for k, v in row.items()} for m, row in self.intervals().items()}
-        out += ["95% bootstrap intervals over targets (2000 resamples; `- random`: paired difference):", ""]
+        out += ["95% bootstrap intervals over targets (2000 resamples; `- random`, `- textemb`: paired):", ""]
         out += [*_markdown_table(intervals, list(next(iter(intervals.values()), {}))), ""]
         for t in self.targets:
             rows = {m: r.to_dict(self.k) for m, r in t.results.items()}
@@ -162,6 +170,11 @@ class Evaluation:
                 out.append("")
         out += [f"- {note}" for note in self.notes]
         return "\n".join(out).rstrip() + "\n"
+
+
+def _interval_of(values: list[float], level: float) -> list[float] | None:
+    interval = bootstrap_interval(values, level) if values else None
+    return list(interval) if interval else None
 
 
 def _interval(value: list[float] | None) -> str:

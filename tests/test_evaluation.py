@@ -238,6 +238,9 @@ def test_evaluate_study_with_prompt_baselines(prompt_study: Path, tmp_path: Path
     per_target = [t.results[EMBEDDING].ndcg for t in evaluation.targets]
     assert means[EMBEDDING]["ndcg"] == pytest.approx(np.mean(per_target))
     assert means[EMBEDDING]["targets"] == 2
+    intervals = evaluation.intervals()
+    assert intervals[EMBEDDING]["ndcg@2 - textemb"] == [0.0, 0.0]  # paired with TextEmb: here its own folder
+    assert "ndcg@2 - textemb" not in intervals["random"]
     text = evaluation.markdown()
     assert "## Mean over targets (2)" in text and "| ensemble_vote |" in text and "## dataset:flipped" in text
 
