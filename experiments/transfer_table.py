@@ -3,7 +3,7 @@
 python experiments/transfer_table.py docs/results/transfer/truth.csv [--runs docs/results/transfer/runs.csv]
 
 With --runs, also how reliable the truth is: each seed's gains used as a ranking of the sources, scored against
-the mean gains of the other seeds (NDCG@3, Spearman; random for comparison), over the targets of the truth file.
+the mean gains of the other seeds (NDCG@3, Spearman; random for comparison), over the complete targets.
 A source ranking cannot be expected to agree with the truth much better than one seed agrees with the others.
 """
 
@@ -46,7 +46,8 @@ def main() -> None:
 
     if args.runs:
         print()
-        print(seed_agreement(args.runs, set(rows)))
+        most = max(len(rs) for rs in rows.values())  # complete targets only: a partial row ranks fewer sources
+        print(seed_agreement(args.runs, {t for t, rs in rows.items() if len(rs) == most}))
 
 
 def seed_agreement(runs_csv: str, targets: set[str]) -> str:
