@@ -520,7 +520,7 @@ class _ResultFiles:
             if (target, source) not in self.truth:
                 alone = {s: self._scores(target, source, s, after=False) for s in found}
                 after = {s: self._scores(target, source, s, after=True) for s in found}
-                self.truth[(target, source)] = self._truth_row(target, source, found, alone, after)
+                self.truth[(target, source)] = _truth_row(target, source, found, alone, after, self.source_examples)
 
     def recorded(self, target: str, source: str, seed: int) -> dict[str, Any] | None:
         """The scores of the transfer run (target, source, seed) that runs.csv holds, or None."""
@@ -550,20 +550,23 @@ class _ResultFiles:
         for seed in seeds:
             scores = [after[seed][acc], alone[seed][acc], after[seed].get(f1, 0.0), alone[seed].get(f1, 0.0)]
             self.runs[(target, source, str(seed))] = [target, source, str(seed), *map(_number, scores)]
-        self.truth[(target, source)] = self._truth_row(target, source, seeds, alone, after)
+        self.truth[(target, source)] = _truth_row(target, source, seeds, alone, after, self.source_examples)
         _write_rows(self.out / RUNS_FILE, RUNS_COLUMNS, self.runs.values())
         _write_rows(self.out / TRUTH_FILE, TRUTH_COLUMNS, self.truth.values())
         models = ([t, MODEL_PREFIX + c, *rest] for t, c, *rest in self.truth.values())
         _write_rows(self.out / MODELS_TRUTH_FILE, TRUTH_COLUMNS, models)
 
-    def _truth_row(self, target: str, source: str, seeds: list[int], alone: dict, after: dict) -> list[str]:
-        return [*_truth_row(target, source, seeds, alone, after), str(self.source_examples.get(source, ""))]
-
 
 def _truth_row(
-    target: str, source: str, seeds: list[int], alone: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]
+    target: str,
+    source: str,
+    seeds: list[int],
+    alone: dict[int, dict[str, Any]],
+    after: dict[int, dict[str, Any]],
+    source_examples: dict[str, int],
 ) -> list[str]:
-    """The truth.csv row of a (target, source) pair: mean gain, its sd over the seeds, the mean accuracies."""
+    """The truth.csv row of a (target, source) pair: mean gain, its sd over the seeds, the mean accuracies, the
+    source's training examples."""
     acc, f1 = "eval_accuracy", "eval_macro_f1"
     row = PairRow(
         target,
@@ -582,6 +585,7 @@ def _truth_row(
         _number(statistics.fmean(row.alone)),
         _number(statistics.fmean(row.after)),
         _number(statistics.fmean(row.f1_gains)),
+        str(source_examples[source]),
     ]
 
 
