@@ -72,6 +72,35 @@ def test_changed_settings_retrain_in_place(tiny_model_dir: Any, tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folders left behind
 
 
+@pytest.mark.slow
+def test_bf16_autocast_learns_and_is_its_own_fingerprint(tiny_model_dir: Any, tmp_path: Path) -> None:
+    from fute_kit_hf.precision import native_bf16
+
+    base = tiny_model_dir("bert")
+    fp32 = finetune_classifier(_separable(128, 0), tmp_path / "fp32", base, epochs=6, lr=5e-3, batch_size=16)
+    # The reference precision stays out of the settings: fingerprints (and transfer run keys) from before it exist.
+    assert "precision" not in read_finetune_info(fp32)["settings"]
+    auto = finetune_classifier(
+        _separable(128, 0),
+        tmp_path / "auto",
+        base,
+        eval_examples=_separable(60, 1),
+        epochs=6,
+        lr=5e-3,
+        batch_size=16,
+        precision="auto",
+    )
+    info = read_finetune_info(auto)
+    assert info["settings"]["precision"] == "auto"
+    assert info["fingerprint"] != read_finetune_info(fp32)["fingerprint"]
+    assert info["metrics"]["eval_accuracy"] >= 0.9, info["metrics"]  # bf16 where native (this CPU), else fp32
+    if not native_bf16("cpu"):
+        with pytest.raises(FuteError, match="no native bfloat16"):
+            finetune_classifier(_separable(32, 0), tmp_path / "bf16", base, epochs=1, precision="bf16")
+    with pytest.raises(FuteError, match="precision must be one of"):
+        finetune_classifier(_separable(32, 0), tmp_path / "bad", base, epochs=1, precision="fp16")
+
+
 def test_regression_targets(tiny_model_dir: Any, tmp_path: Path, hf_context: Any) -> None:
     data = _separable(32, 0)
     targets = Examples(texts=data.texts, labels=data.labels.astype(float) * 2.0, label_kind="regression")

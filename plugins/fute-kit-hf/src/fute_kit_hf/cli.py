@@ -32,6 +32,13 @@ def _settings(values: tuple[str, ...], flag: str) -> dict[str, Any]:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", default=128, show_default=True, type=click.IntRange(min=2))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--precision",
+    default="fp32",
+    show_default=True,
+    type=click.Choice(["fp32", "bf16", "auto"]),
+    help="auto: bfloat16 autocast where the device has it natively.",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 def finetune_command(
@@ -46,6 +53,7 @@ def finetune_command(
     batch_size: int,
     max_length: int,
     seed: int,
+    precision: str,
     device: str,
     no_progress: bool,
 ) -> None:
@@ -90,6 +98,7 @@ def finetune_command(
         batch_size=batch_size,
         max_length=max_length,
         seed=seed,
+        precision=precision,
         device=device,
         context=context,
     )

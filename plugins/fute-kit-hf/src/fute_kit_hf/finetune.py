@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fute_kit.plugin import DataError, Examples, FuteError, RunContext, atomic_folder
+from fute_kit_hf.precision import PRECISIONS, autocast, fused_adamw, resolve_precision
 
 FINGERPRINT_FILE = "fute_finetune.json"
 
@@ -51,6 +52,7 @@ def finetune_classifier(
     warmup: float = 0.06,
     seed: int = 0,
     fresh_head: bool = False,
+    precision: str = "fp32",
     device: str = "auto",
     context: RunContext | None = None,
 ) -> str:
@@ -60,6 +62,7 @@ def finetune_classifier(
     leaves a half-written model. An existing ``out_dir`` with the same fingerprint is returned as it is.
     ``fresh_head``: draw a new classification head even when ``base`` is a fine-tuned classifier with the
     same number of classes (intermediate-task transfer: keep the encoder, not the old task's head).
+    ``precision``: ``"fp32"`` (the reference), ``"bf16"`` or ``"auto"`` (:mod:`fute_kit_hf.precision`).
     """
     context = context or RunContext(show_progress=False)
     settings = finetune_settings(
@@ -72,6 +75,7 @@ def finetune_classifier(
         warmup=warmup,
         seed=seed,
         fresh_head=fresh_head,
+        precision=precision,
     )
     out = Path(out_dir).expanduser()
     fingerprint = finetune_fingerprint(examples, base, settings)
@@ -108,6 +112,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "warmup": 0.06,
     "seed": 0,
     "fresh_head": False,
+    "precision": "fp32",
 }
 
 
@@ -163,8 +168,13 @@ def finetune_settings(examples: Examples, **settings: Any) -> dict[str, Any]:
     if settings["epochs"] < 1 or settings["batch_size"] < 1 or settings["max_length"] < 2 or settings["lr"] <= 0:
         shown = ", ".join(f"{k}={settings[k]}" for k in ("epochs", "batch_size", "lr", "max_length"))
         raise FuteError(f"fine-tuning settings out of range: {shown}")
+    if settings.get("precision", "fp32") not in PRECISIONS:
+        raise FuteError(f"fine-tuning precision must be one of {', '.join(PRECISIONS)}; got {settings['precision']!r}")
+    # Absent at their reference values: fingerprints (and transfer run keys) of earlier fine-tunings stay valid.
     if not settings.get("fresh_head"):
-        settings.pop("fresh_head", None)  # absent when off: fingerprints of earlier fine-tunings stay valid
+        settings.pop("fresh_head", None)
+    if settings.get("precision") == "fp32":
+        settings.pop("precision")
     return settings
 
 
@@ -282,7 +292,9 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
         },
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=settings["lr"])
+    choice = settings.get("precision", "fp32")
+    precision = resolve_precision(choice, device)
+    optimizer = torch.optim.AdamW(groups, lr=settings["lr"], fused=fused_adamw(choice, device) or None)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings["warmup"] * steps), steps)
     generator = torch.Generator().manual_seed(settings["seed"])
     bar = iter(context.progress(range(steps), total=steps, desc=f"fine-tuning on {examples.name or 'examples'}"))
@@ -291,7 +303,8 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
         for idx in _length_grouped_batches(lengths, batch_size, generator):
             batch = tokenizer.pad({k: [encoded[k][i] for i in idx] for k in keys}, padding=True, return_tensors="pt")
             batch = batch.to(device)
-            loss = model(**batch, labels=labels[idx].to(device)).loss
+            with autocast(precision, device):
+                loss = model(**batch, labels=labels[idx].to(device)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
