@@ -9,6 +9,8 @@ mean over targets with the bootstrap interval over targets, and the paired diffe
 `--regret LABEL=PATH` names the evaluation of the same ranking against `fute evaluate --truth-column
 accuracy_after`: its regret@1 and @3 (accuracy lost against the best source's, in % of it: Poth et al. 2021) replace
 those of the gains (a share of the best gain: undefined when every gain is negative).
+`--oracle-runs runs.csv` adds the oracle a ranking can be held to: one seed's measured gains ranking the sources
+against the other seeds' mean (the truth itself would score 1 by construction), over the first file's targets.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evaluations", nargs="+", help="LABEL=PATH of an evaluation.json written by fute evaluate")
     parser.add_argument("--regret", action="append", default=[], help="LABEL=PATH evaluated on accuracy_after")
+    parser.add_argument("--oracle-runs", help="runs.csv of fute transfer: add one seed's gains as the oracle row")
     args = parser.parse_args()
     results, regrets = labelled(args.evaluations, parser), labelled(args.regret, parser)
     regret_unit = "% of the best accuracy after" if regrets else "% of the best gain"
@@ -75,6 +78,20 @@ def main() -> None:
     for name in first["mean"]:
         if name != "embedding":
             print(row(f"baseline: {name}", first, name, regrets.get(first_label)))
+    if args.oracle_runs:
+        print(oracle_row(args.oracle_runs, {t["target"].removeprefix("dataset:") for t in first["targets"]}))
+
+
+def oracle_row(runs_csv: str, targets: set[str]) -> str:
+    from transfer_table import seed_agreement  # beside this script
+
+    means = seed_agreement(runs_csv, targets)
+    if not means["rankings"]:
+        raise SystemExit(f"{runs_csv}: no runs of the evaluated targets {sorted(targets)}")
+    cells = [f"{means[key]:.2f}" for key in ("spearman", "top1", "best_rank")]
+    random_gap = f"{means['ndcg@3'] - means['random_ndcg@3']:+.2f}"
+    label = f"oracle: one seed's gains vs the other seeds' mean ({means['rankings']} rankings)"
+    return f"| {label} | {len(targets)} | {means['ndcg@3']:.2f} | {random_gap} |  | " + " | ".join(cells) + " |  |  |"
 
 
 if __name__ == "__main__":

@@ -47,11 +47,15 @@ def main() -> None:
     if args.runs:
         print()
         most = max(len(rs) for rs in rows.values())  # complete targets only: a partial row ranks fewer sources
-        print(seed_agreement(args.runs, {t for t, rs in rows.items() if len(rs) == most}))
+        print(seed_agreement_text(args.runs, {t for t, rs in rows.items() if len(rs) == most}))
 
 
-def seed_agreement(runs_csv: str, targets: set[str]) -> str:
-    """Each seed's gains as a ranking of a target's sources, scored against the mean of the other seeds'."""
+def seed_agreement(runs_csv: str, targets: set[str] | None = None) -> dict[str, float]:
+    """Each seed's gains as a ranking of a target's sources, scored against the mean of the other seeds': the
+    mean metrics over target x seed (``random_ndcg@3``: random's on the same truths), the ``rankings`` counted.
+
+    The oracle a ranking can be held to: the truth measured once more. ``targets``: these only (default: all).
+    """
     import numpy as np
 
     from fute_kit.ranking_metrics import random_scores, ranking_scores
@@ -59,22 +63,26 @@ def seed_agreement(runs_csv: str, targets: set[str]) -> str:
     gains: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     with open(runs_csv, newline="") as handle:
         for r in csv.DictReader(handle):
-            if r["target"] in targets:
+            if targets is None or r["target"] in targets:
                 gains[r["target"]][r["source"]][r["seed"]] = float(r["score_after"]) - float(r["score_alone"])
-    ndcg, rho, chance = [], [], []
+    scores: dict[str, list[float]] = defaultdict(list)
     for sources in gains.values():
         names = sorted(sources)
         for seed in sorted({s for by_seed in sources.values() for s in by_seed}):
             one = np.array([sources[n][seed] for n in names])
             rest = np.array([np.mean([g for s, g in sources[n].items() if s != seed]) for n in names])
-            scores = ranking_scores(one, rest, K, "minmax")
-            ndcg.append(scores.ndcg_at_k)
-            rho.append(scores.spearman)
-            chance.append(random_scores(rest, K, "minmax").ndcg_at_k)
+            for key, value in ranking_scores(one, rest, K, "minmax").to_dict(K).items():
+                scores[key].append(np.nan if value is None else value)
+            scores[f"random_ndcg@{K}"].append(random_scores(rest, K, "minmax").ndcg_at_k)
+    return {key: float(np.nanmean(values)) for key, values in scores.items()} | {"rankings": len(scores["spearman"])}
+
+
+def seed_agreement_text(runs_csv: str, targets: set[str]) -> str:
+    means = seed_agreement(runs_csv, targets)
     return (
-        f"Seeds' agreement ({len(ndcg)} target x seed rankings): one seed's gains rank the sources against the "
-        f"other seeds' mean at NDCG@{K} {np.mean(ndcg):.2f} (random {np.mean(chance):.2f}), Spearman "
-        f"{np.nanmean(np.array(rho, dtype=float)):.2f}."
+        f"Seeds' agreement ({means['rankings']} target x seed rankings): one seed's gains rank the sources against "
+        f"the other seeds' mean at NDCG@{K} {means[f'ndcg@{K}']:.2f} (random {means[f'random_ndcg@{K}']:.2f}), "
+        f"Spearman {means['spearman']:.2f}, top-1 {means['top1']:.2f}."
     )
 
 
