@@ -11,6 +11,8 @@ accuracy_after`: its regret@1 and @3 (accuracy lost against the best source's, i
 those of the gains (a share of the best gain: undefined when every gain is negative).
 `--oracle-runs runs.csv` adds the oracle a ranking can be held to: one seed's measured gains ranking the sources
 against the other seeds' mean (the truth itself would score 1 by construction), over the first file's targets.
+`--compare A B` (labels of two evaluations) adds the paired per-target difference A − B of NDCG@3 and Spearman
+with its bootstrap interval: whether one route or space ranks better than another beyond chance.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("evaluations", nargs="+", help="LABEL=PATH of an evaluation.json written by fute evaluate")
     parser.add_argument("--regret", action="append", default=[], help="LABEL=PATH evaluated on accuracy_after")
     parser.add_argument("--oracle-runs", help="runs.csv of fute transfer: add one seed's gains as the oracle row")
+    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"), help="labels")
     args = parser.parse_args()
     results, regrets = labelled(args.evaluations, parser), labelled(args.regret, parser)
     regret_unit = "% of the best accuracy after" if regrets else "% of the best gain"
@@ -80,6 +83,27 @@ def main() -> None:
             print(row(f"baseline: {name}", first, name, regrets.get(first_label)))
     if args.oracle_runs:
         print(oracle_row(args.oracle_runs, {t["target"].removeprefix("dataset:") for t in first["targets"]}))
+    for a, b in args.compare:
+        if a not in results or b not in results:
+            parser.error(f"--compare {a!r} {b!r}: both must be labels of the evaluations ({', '.join(results)})")
+        print(f"\n{a} − {b}: " + "; ".join(paired(results[a], results[b], m) for m in ("ndcg@3", "spearman")))
+
+
+def paired(first: dict[str, Any], second: dict[str, Any], metric: str) -> str:
+    """Mean per-target difference of ``metric`` over the targets both evaluations score, with its interval."""
+    from fute_kit.ranking_metrics import bootstrap_interval
+
+    def by_target(result: dict[str, Any]) -> dict[str, float]:
+        scores = {t["target"]: t["results"]["embedding"].get(metric) for t in result["targets"]}
+        return {target: value for target, value in scores.items() if value is not None}
+
+    ones, others = by_target(first), by_target(second)
+    diffs = [ones[t] - others[t] for t in ones if t in others]
+    if not diffs:
+        return f"{metric}: no target scored by both"
+    interval = bootstrap_interval(diffs)
+    shown = f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else ""
+    return f"{metric} {sum(diffs) / len(diffs):+.2f}{shown} over {len(diffs)} targets"
 
 
 def oracle_row(runs_csv: str, targets: set[str]) -> str:
