@@ -39,16 +39,17 @@ def random_head_model(label_names: tuple[str, ...], folder: Path, head_seed: int
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from fute_kit.plugin import atomic_folder, atomic_write_text
-    from fute_kit_hf import local_or_hub
+    from fute_kit_hf import local_or_hub, quiet_transformers
 
     base = local_or_hub("minilm", cache_dir)
     torch.manual_seed(head_seed)  # from_pretrained draws the new head's weights from the global generator
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-    )
+    with quiet_transformers():  # the "newly initialised head" report is this control's point
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+        )
     with atomic_folder(folder) as staging:  # an interrupted run leaves the old folder or the new one, never half
         model.save_pretrained(staging)
         AutoTokenizer.from_pretrained(base).save_pretrained(staging)

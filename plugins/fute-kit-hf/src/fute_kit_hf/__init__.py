@@ -9,9 +9,14 @@ from typing import Any
 
 from fute_kit.plugin import hookimpl
 from fute_kit_hf.finetune import finetune_classifier, read_finetune_info  # light: torch loads when one runs
-from fute_kit_hf.models import local_or_hub  # light: resolves an alias, folder or hub id
+from fute_kit_hf.models import local_or_hub, quiet_transformers  # light: torch loads when one runs
 
-__all__ = ["finetune_classifier", "local_or_hub", "read_finetune_info"]  # what other plugins may use (fute demo)
+__all__ = [
+    "finetune_classifier",
+    "local_or_hub",
+    "quiet_transformers",
+    "read_finetune_info",
+]  # what other plugins may use (fute demo)
 
 
 @hookimpl

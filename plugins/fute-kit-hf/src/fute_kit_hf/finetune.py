@@ -141,16 +141,11 @@ def finetune_and_score(
 
 def _save_quietly(model: Any, tokenizer: Any, folder: Path) -> None:
     """save_pretrained without its "Writing model shards" bar (one per source in a transfer matrix's log)."""
-    from transformers.utils import logging as hf_logging
+    from fute_kit_hf.models import quiet_transformers
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_transformers(warnings=True):
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def finetune_settings(examples: Examples, **settings: Any) -> dict[str, Any]:
@@ -248,17 +243,13 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-    from transformers.utils import logging as hf_logging
 
-    from fute_kit_hf.models import _prepare_padding
+    from fute_kit_hf.models import _prepare_padding, quiet_transformers
 
     regression = examples.label_kind == "regression"
     names = list(examples.label_names) if not regression else ["score"]
     torch.manual_seed(settings["seed"])  # the new head's initial weights
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # "newly initialised head" is the point of fine-tuning, not a warning
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar per run would drown a transfer matrix's log
-    try:
+    with quiet_transformers():  # "newly initialised head" is the point of fine-tuning, not a warning
         model = AutoModelForSequenceClassification.from_pretrained(
             base_path,
             num_labels=len(names),
@@ -268,10 +259,6 @@ def _train(examples: Examples, base_path: str, settings: dict[str, Any], device:
             ignore_mismatched_sizes=True,
             dtype=torch.float32,  # a half-precision checkpoint must not be fine-tuned in half precision
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     if settings.get("fresh_head"):
         _fresh_head(model, settings["seed"])
     tokenizer = AutoTokenizer.from_pretrained(base_path)

@@ -7,6 +7,8 @@ names of ``config.id2label``, or the predicted score for a regression head (``nu
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,27 @@ class ModelLoadError(FuteError):
 
 # Loaded (model, tokenizer) pairs, one per (path, device) and process: jobs of one study share them.
 _LOADED: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+@contextlib.contextmanager
+def quiet_transformers(*, warnings: bool = False) -> Iterator[None]:
+    """transformers without its progress bars and (unless ``warnings``) its warnings, restored afterwards.
+
+    For loads whose "newly initialised head" report is the point (fine-tuning, a random-head control) and saves
+    whose "Writing model shards" bar would be one per run in a transfer matrix's log.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    if not warnings:
+        hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def local_or_hub(path: str, cache_dir: str | Path | None = None) -> str:
