@@ -229,3 +229,20 @@ def test_zoo_takes_the_groups_in_turn() -> None:
     assert sorted(names) == sorted(zoo) and len(set(names)) == len(names)
     groups = {task.group for task in zoo.values()}
     assert {zoo[name].group for name in names[: len(groups)]} == groups  # the first targets cover every group
+
+
+def test_time_left_counts_timed_kinds_and_names_the_untimed() -> None:
+    from fute_kit_hf.transfer import _Clock
+
+    lines: list[str] = []
+    clock = _Clock(lines.append, total_sources=2, total_targets=4)
+    clock.finished("target", 60.0, "t seed 0 alone")
+    assert lines[-1].endswith("time left: unknown until a run of each kind is timed")
+    clock.finished("source", None, "source checkpoint a")  # on disk: no time to learn from
+    clock.finished("target", 120.0, "t seed 0 after a")
+    assert lines[-1].endswith("about 3 min 0 s left (plus 1 source run not timed yet: none so far needed training)")
+    clock.finished("source", 30.0, "source checkpoint b")
+    assert lines[-1].endswith("about 3 min 0 s left")
+    clock.finished("target", 90.0, "t seed 0 after b")
+    clock.finished("target", 90.0, "t seed 1 alone")
+    assert lines[-1].endswith("; done")

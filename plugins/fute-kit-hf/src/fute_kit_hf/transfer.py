@@ -242,16 +242,19 @@ class _Clock:
         )
 
     def _left(self) -> str:
-        remaining = 0.0
-        for stage, todo in (
-            ("source", self.total_sources - self.done_sources),
-            ("target", self.total_targets - self.done_targets),
+        remaining, untimed = 0.0, []
+        for stage, done, todo in (
+            ("source", self.done_sources, self.total_sources - self.done_sources),
+            ("target", self.done_targets, self.total_targets - self.done_targets),
         ):
-            if todo and not self.seconds[stage]:
-                return "time left: unknown until a run of each kind is timed"
-            if todo:
+            if todo and self.seconds[stage]:
                 remaining += todo * statistics.fmean(self.seconds[stage])
-        return f"about {_duration(remaining)} left" if remaining else "done"
+            elif todo and not done:
+                return "time left: unknown until a run of each kind is timed"
+            elif todo:  # every one so far was on disk (source checkpoints of an earlier call): the rest may be too
+                untimed.append(f"{todo} {stage} run{'s' if todo > 1 else ''}")
+        left = f"about {_duration(remaining)} left" if remaining else "done"
+        return left + (f" (plus {' and '.join(untimed)} not timed yet: none so far needed training)" if untimed else "")
 
 
 def _duration(seconds: float) -> str:
