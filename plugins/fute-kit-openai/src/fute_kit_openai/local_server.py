@@ -5,8 +5,8 @@ package) unless another model is named (``LOCAL_MODELS``: SmolLM2 and the models
 fetched with ``fute llm fetch NAME``) or another GGUF file is given. It runs in a child process so it can be
 stopped (and killed, to test refused connections) without touching the caller.
 
-    python -m fute_kit_openai.local_server --port 8080      # then base_url = http://127.0.0.1:8080/v1
-    python -m fute_kit_openai.local_server --model qwen2.5-coder-1.5b-instruct --port 8081
+    fute llm serve --port 8080      # then base_url = http://127.0.0.1:8080/v1
+    fute llm serve --model qwen2.5-coder-1.5b-instruct --port 8081
 """
 
 from __future__ import annotations
@@ -189,8 +189,8 @@ def serve(model: str, port: int, parallel: int, ctx_per_slot: int, threads: int,
     threading.Event().wait()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A local OpenAI-compatible llama.cpp server (xllamacpp).")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="A local OpenAI-compatible llama.cpp server (xllamacpp).")
     parser.add_argument(
         "--model",
         default=DEFAULT_ALIAS,
