@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"), help="labels")
     args = parser.parse_args()
     results, regrets = labelled(args.evaluations, parser), labelled(args.regret, parser)
+    for a, b in args.compare:
+        if a not in results or b not in results:
+            parser.error(f"--compare {a!r} {b!r}: both must be labels of the evaluations ({', '.join(results)})")
     regret_unit = "% of the best accuracy after" if regrets else "% of the best gain"
     print(
         "| ranking | targets | NDCG@3 | NDCG@3 − random | NDCG@3 − TextEmb | Spearman | top-1 "
@@ -84,8 +87,6 @@ def main() -> None:
     if args.oracle_runs:
         print(oracle_row(args.oracle_runs, {t["target"].removeprefix("dataset:") for t in first["targets"]}))
     for a, b in args.compare:
-        if a not in results or b not in results:
-            parser.error(f"--compare {a!r} {b!r}: both must be labels of the evaluations ({', '.join(results)})")
         print(f"\n{a} − {b}: " + "; ".join(paired(results[a], results[b], m) for m in ("ndcg@3", "spearman")))
 
 
