@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fute_kit.plugin import DataError, Examples, FuteError, RunContext, atomic_folder
-from fute_kit_hf.precision import PRECISIONS, autocast, fused_adamw, resolve_precision
+from fute_kit_hf.precision import autocast, check_precision, fused_adamw, resolve_precision
 
 FINGERPRINT_FILE = "fute_finetune.json"
 
@@ -163,8 +163,7 @@ def finetune_settings(examples: Examples, **settings: Any) -> dict[str, Any]:
     if settings["epochs"] < 1 or settings["batch_size"] < 1 or settings["max_length"] < 2 or settings["lr"] <= 0:
         shown = ", ".join(f"{k}={settings[k]}" for k in ("epochs", "batch_size", "lr", "max_length"))
         raise FuteError(f"fine-tuning settings out of range: {shown}")
-    if settings.get("precision", "fp32") not in PRECISIONS:
-        raise FuteError(f"fine-tuning precision must be one of {', '.join(PRECISIONS)}; got {settings['precision']!r}")
+    check_precision(settings.get("precision", "fp32"))
     # Absent at their reference values: fingerprints (and transfer run keys) of earlier fine-tunings stay valid.
     if not settings.get("fresh_head"):
         settings.pop("fresh_head", None)

@@ -51,10 +51,15 @@ def _cpu_flags() -> dict[str, Any]:
         return {}
 
 
-def resolve_precision(choice: str, device: Any) -> str:
-    """The precision a run uses on ``device``: ``"fp32"`` or ``"bf16"``."""
+def check_precision(choice: str) -> None:
+    """Refuse a precision that is none of ``PRECISIONS`` (before any model is loaded)."""
     if choice not in PRECISIONS:
         raise FuteError(f"precision must be one of {', '.join(PRECISIONS)}; got {choice!r}")
+
+
+def resolve_precision(choice: str, device: Any) -> str:
+    """The precision a run uses on ``device``: ``"fp32"`` or ``"bf16"``."""
+    check_precision(choice)
     if choice == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if choice == "bf16" and not native_bf16(device):
