@@ -47,6 +47,7 @@ GENRE_WORDS = {
     "subjectivity": "rt-subjectivity",
     "opinion": "rt-subjectivity",
     "party": "convention-party",
+    "hedge": "wiki-hedge",
 }
 
 
@@ -57,6 +58,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-limit", type=int, default=400, help="examples per dataset for its DTE")
     parser.add_argument("--u-limit", type=int, default=400, help="texts of U for each MTE")
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), help="builtin labelled datasets whose DTEs the prompts meet"
+    )
     parser.add_argument(
         "--unlabeled",
         default=None,
@@ -94,12 +98,12 @@ def genre_of(name: str, overrides: dict[str, str]) -> str | None:
     return next((dataset for word, dataset in GENRE_WORDS.items() if word in name), None)
 
 
-def find_classifiers(folder: str | None) -> dict[str, Path]:
+def find_classifiers(folder: str | None, datasets: Sequence[str]) -> dict[str, Path]:
     """{dataset: fine-tuned classifier folder} from a folder of DATASET-n<examples>-e<epochs> folders."""
     if folder is None:
         return {}
     root = Path(folder)
-    found = {d: next(iter(sorted(root.glob(f"{d}-n*"))), None) for d in DATASETS}
+    found = {d: next(iter(sorted(root.glob(f"{d}-n*"))), None) for d in datasets}
     missing = [d for d, path in found.items() if path is None]
     if not root.is_dir() or missing:
         raise SystemExit(
@@ -121,7 +125,7 @@ def study_data(args: argparse.Namespace, seed: int, classifiers: dict[str, Path]
     elif getattr(args, "unlabeled", None):
         data["unlabeled"] = {"name": args.unlabeled, "source": "builtin", "dataset": args.unlabeled}
     data["unlabeled"] = {**data["unlabeled"], "limit": args.u_limit}
-    data["datasets"] = [{"name": d, "source": "builtin", "limit": args.train_limit} for d in DATASETS]
+    data["datasets"] = [{"name": d, "source": "builtin", "limit": args.train_limit} for d in args.datasets]
     data["models"] = data.get("models", []) + [
         {"name": f"clf-{d}", "source": "hf", "path": str(path), "max_length": args.max_length}
         for d, path in classifiers.items()
@@ -182,7 +186,7 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, Any]], stability: li
         "",
         "Command: `.venv/bin/python experiments/llm_prompts.py " + " ".join(sys.argv[1:]) + "`",
         "",
-        f"Seeds {args.seeds}; DTEs of {', '.join(DATASETS)} on {args.train_limit} train examples; MTEs on "
+        f"Seeds {args.seeds}; DTEs of {', '.join(args.datasets)} on {args.train_limit} train examples; MTEs on "
         f"{args.u_limit} texts of U; epochs {args.epochs}; max_length {args.max_length}. Wall time {seconds:.0f} s.",
         "",
         f"Own genre most similar: **{hits}/{len(rows)}** (prompts x seeds); mean margin "
@@ -366,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("fute_kit").setLevel(logging.WARNING)
     overrides = dict(item.split("=", 1) for item in args.genre)
     accuracy = read_accuracy(args.accuracy)  # read before the long work: a wrong path fails at once
-    classifier_folders = find_classifiers(args.classifiers)
+    classifier_folders = find_classifiers(args.classifiers, args.datasets)
     classifier_genres = {f"clf-{d}": d for d in classifier_folders}
     out = Path(args.out)
     registry = get_registry()

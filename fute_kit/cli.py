@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from fute_kit.clitools import STUDY_FOLDER_HELP, parse_settings, settings_option, study_folder_option
+from fute_kit.clitools import (
+    OVERRIDE_HELP,
+    STUDY_FOLDER_HELP,
+    parse_settings,
+    settings_option,
+    study_folder_option,
+)
 from fute_kit.errors import FuteError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -122,13 +128,14 @@ def plugins(as_json: bool) -> None:
 @cli.command()
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
 @study_folder_option("The study folder to write (created if missing; a rerun reuses what it holds).")
+@settings_option("--set", "overrides", help=OVERRIDE_HELP)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run(config_path: Path, out_dir: Path, no_progress: bool) -> None:
+def run(config_path: Path, out_dir: Path, overrides: tuple[str, ...], no_progress: bool) -> None:
     """Run a whole study: DTEs, MTEs, similarities and rankings."""
     from fute_kit.config import load_config
     from fute_kit.pipeline import run_study
 
-    config = load_config(config_path)
+    config = load_config(config_path, overrides=parse_settings(overrides, "--set"))
     result = run_study(config, out_dir, show_progress=not no_progress)
     _print_outcomes(result)
     if result.failures:

@@ -32,6 +32,12 @@ def settings_option(
     return click.option(flag, name, multiple=True, metavar="KEY=VALUE", help=help, **extra)
 
 
+OVERRIDE_HELP = (
+    "Set a configuration key for this run, e.g. space.method=tupate, unlabeled.limit=100, "
+    "models.NAME.concurrency=2 (repeatable; the file is not changed)."
+)
+
+
 # -- the study folder on the command line -----------------------------------------------------------
 STUDY_FOLDER_HELP = "The study folder (what `fute run --out` wrote), or a bare embeddings folder."
 

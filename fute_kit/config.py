@@ -5,6 +5,7 @@ Every problem is collected and reported at once, each naming the section, the en
 
 from __future__ import annotations
 
+import copy
 import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -56,8 +57,51 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from exc
 
 
-def load_config(path: str | Path, registry: Registry | None = None) -> StudyConfig:
-    return parse_config(read_toml(path), registry, str(path))
+def load_config(
+    path: str | Path, registry: Registry | None = None, overrides: Mapping[str, Any] | None = None
+) -> StudyConfig:
+    """The study configuration of a TOML file, with ``overrides`` (see ``override``) applied before validation."""
+    return parse_config(override(read_toml(path), overrides or {}), registry, str(path))
+
+
+def override(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a configuration with dotted keys set: ``space.method``, ``unlabeled.limit``, ``space.options.seed``.
+
+    In ``[[datasets]]`` and ``[[models]]`` the key after the section is an entry's name
+    (``models.qwen-sentiment.concurrency``), so one file serves several variants of a study without copies.
+    """
+    result = copy.deepcopy(dict(data))
+    for dotted, value in overrides.items():
+        keys = [k.strip() for k in dotted.split(".")]
+        if len(keys) < 2 or not all(keys):
+            raise ConfigError(
+                [f"override {dotted!r}: expected SECTION.KEY (for example space.method or unlabeled.limit)"]
+            )
+        table = _override_table(result, keys, dotted)
+        table[keys[-1]] = value
+    return result
+
+
+def _override_table(data: dict[str, Any], keys: list[str], dotted: str) -> dict[str, Any]:
+    """The table that holds ``keys[-1]``, created where missing (a new option), an entry of a list found by name."""
+    table, path, i = data, keys[:-1], 0
+    while i < len(path):
+        value = table.get(path[i])
+        if isinstance(value, list):  # [[datasets]] / [[models]]: the next key names the entry
+            entries = {e.get("name"): e for e in value if isinstance(e, dict)}
+            if i + 1 >= len(path) or path[i + 1] not in entries:
+                known = ", ".join(map(str, entries)) or "none"
+                raise ConfigError(
+                    [f"override {dotted!r}: name an entry of [[{path[i]}]] as in {path[i]}.NAME.KEY (entries: {known})"]
+                )
+            table, i = entries[path[i + 1]], i + 2
+            continue
+        if value is None:
+            value = table[path[i]] = {}
+        if not isinstance(value, dict):
+            raise ConfigError([f"override {dotted!r}: {'.'.join(path[: i + 1])} is a value, not a table"])
+        table, i = value, i + 1
+    return table
 
 
 SECTION_KEYS: dict[str, tuple[str, ...]] = {

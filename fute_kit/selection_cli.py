@@ -11,14 +11,8 @@ from pathlib import Path
 
 import click
 
-from fute_kit.clitools import settings_option, study_folder_option
+from fute_kit.clitools import OVERRIDE_HELP, parse_settings, settings_option, study_folder_option
 from fute_kit.prompts import CANDIDATE_SETS
-
-
-def _settings(values: tuple[str, ...], flag: str) -> dict:
-    from fute_kit.clitools import parse_settings
-
-    return parse_settings(values, flag)
 
 
 # -- fute rank ------------------------------------------------------------------------------------
@@ -60,7 +54,7 @@ def rank(
         candidates,
         space_id=space_id,
         metric=metric,
-        metric_options=_settings(metric_options, "--option"),
+        metric_options=parse_settings(metric_options, "--option"),
         top=top,
     )
     if as_json:
@@ -209,6 +203,7 @@ def evaluate(
     "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Truth CSV to write."
 )
 @click.option("--append", is_flag=True, help="Keep the file's rows for other targets and candidates.")
+@settings_option("--set", "overrides", help=OVERRIDE_HELP)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def measure(
     config_path: Path,
@@ -218,6 +213,7 @@ def measure(
     models: tuple[str, ...],
     out_path: Path,
     append: bool,
+    overrides: tuple[str, ...],
     no_progress: bool,
 ) -> None:
     """Measure the truth: each configured model's (each prompt's) accuracy on a labelled dataset.
@@ -229,7 +225,7 @@ def measure(
     from fute_kit.config import load_config
     from fute_kit.truth import write_truth
 
-    config = load_config(config_path)
+    config = load_config(config_path, overrides=parse_settings(overrides, "--set"))
     rows = measure_accuracy(
         config,
         dataset,

@@ -62,6 +62,21 @@ def test_run_and_rerun(toy_registry: Registry, study_config: dict, tmp_path: Pat
     )
 
 
+def test_set_overrides_a_key_for_one_run(toy_registry: Registry, study_config: dict, tmp_path: Path) -> None:
+    config = tmp_path / "study.toml"
+    config.write_text(_toml(study_config))
+    runner = CliRunner()
+    out = str(tmp_path / "out")
+    first = runner.invoke(cli, ["run", str(config), "--out", out, "--no-progress", "--set", "space.options.buckets=5"])
+    assert first.exit_code == 0 and "4 computed" in first.output, first.output
+    again = runner.invoke(cli, ["run", str(config), "--out", out, "--no-progress", "--set", "space.options.buckets=5"])
+    assert "4 reused" in again.output
+    plain = runner.invoke(cli, ["run", str(config), "--out", out, "--no-progress"])  # the file's buckets = 3
+    assert "4 computed" in plain.output, plain.output
+    bad = runner.invoke(cli, ["run", str(config), "--out", out, "--set", "models.nobody.keyword=x"])
+    assert bad.exit_code == 2 and "entries: good-detector, prior" in bad.output, bad.output
+
+
 def test_old_spellings_of_the_study_folder_work_for_one_release(
     toy_registry: Registry, study_config: dict, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import pytest
 
-from fute_kit.config import parse_config
+from fute_kit.config import override, parse_config
 from fute_kit.errors import ConfigError, OptionsError
 from fute_kit.options import option, validate_options
 from fute_kit.registry import Registry
@@ -78,3 +78,33 @@ def test_a_check_across_options_is_reported_under_the_option_it_names() -> None:
     with pytest.raises(OptionsError) as info:
         validate_options(Settings, {"mode": "b", "epochs": 2}, "method settings")
     assert info.value.problems == [("mode", "mode 'b' trains one epoch: set epochs = 1")]
+
+
+def test_overrides_set_dotted_keys_entries_by_name_and_leave_the_file_alone(
+    toy_registry: Registry, study_config: dict[str, Any]
+) -> None:
+    changed = override(
+        study_config,
+        {"space.options.buckets": 5, "models.prior.probabilities": {"negative": 0.9, "positive": 0.1}, "x.y": 1},
+    )
+    config = parse_config({k: v for k, v in changed.items() if k != "x"}, toy_registry)
+    assert config.space.options["buckets"] == 5 and changed["x"] == {"y": 1}
+    prior = next(m for m in config.models if m.name == "prior")
+    assert prior.options["probabilities"] == {"negative": 0.9, "positive": 0.1}
+    assert study_config["space"]["options"] == {"buckets": 3}  # a copy: the caller's table is unchanged
+    assert study_config["models"][1]["probabilities"] == {"negative": 0.5, "positive": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("dotted", "message"),
+    [
+        ("space", "expected SECTION.KEY (for example space.method or unlabeled.limit)"),
+        ("models.nope.keyword", "name an entry of [[models]] as in models.NAME.KEY (entries: good-detector, prior)"),
+        ("datasets.limit", "name an entry of [[datasets]] as in datasets.NAME.KEY (entries: reviews, flipped)"),
+        ("space.method.x", "space.method is a value, not a table"),
+    ],
+)
+def test_bad_overrides_say_what_to_write(study_config: dict[str, Any], dotted: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        override(study_config, {dotted: 1})
+    assert info.value.problems == [f"override {dotted!r}: {message}"]
