@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 
 from fute_kit.errors import DataError
@@ -53,6 +54,15 @@ def _quiet(context: Any) -> Any:
     return attrs.evolve(context, logger=logger, details={})
 
 
+@attrs.frozen
+class Measurement:
+    """Each model's accuracy on a dataset (``dataset, model, accuracy``) and, from the same predictions with the
+    labels unused, each label-free score on the dataset's own inputs (``dataset, model, baseline, score``)."""
+
+    accuracy: list[tuple[str, str, float]]
+    label_free: list[tuple[str, str, str, float]]
+
+
 def measure_accuracy(
     config: Any,
     dataset: str,
@@ -63,12 +73,29 @@ def measure_accuracy(
     registry: Any = None,
     context: Any = None,
 ) -> list[tuple[str, str, float]]:
-    """Each configured model's accuracy on a labelled dataset of the study: ``(dataset, model, accuracy)``.
+    """Each configured model's accuracy on a labelled dataset of the study: ``(dataset, model, accuracy)``."""
+    chosen = {"split": split, "limit": limit, "models": models, "registry": registry, "context": context}
+    return measure(config, dataset, **chosen).accuracy
+
+
+def measure(
+    config: Any,
+    dataset: str,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    models: Sequence[str] = (),
+    registry: Any = None,
+    context: Any = None,
+) -> Measurement:
+    """Each configured model's accuracy on a labelled dataset of the study, and its label-free scores there.
 
     Predictions (argmax) are matched to the dataset's labels by name. Every model is first asked
-    for one example so a model whose label names differ fails before the long runs.
+    for one example so a model whose label names differ fails before the long runs. The ensemble scores (ZPS,
+    MDL) need every prompt of a pool in one call: each prompt is scored against those measured with it.
     """
     from fute_kit.components import RunContext
+    from fute_kit.label_free import probabilities, scores_of
     from fute_kit.registry import get_registry
 
     registry = registry or get_registry()
@@ -87,7 +114,7 @@ def measure_accuracy(
     for name, model in built:
         probe = model.predict(inputs.select([0]), probe_context)
         _check_label_names(name, probe.label_names, dataset, examples.label_names)
-    rows = []
+    rows, probs = [], {}
     for name, model in built:
         predictions = model.predict(inputs, context)
         if len(predictions) != len(inputs):
@@ -96,7 +123,14 @@ def measure_accuracy(
         chosen = [_normalise(n) for n in _predicted_names(predictions, name)]
         accuracy = float(np.mean([a == b for a, b in zip(chosen, gold, strict=True)]))
         rows.append((dataset, name, accuracy))
-    return rows
+        probs[f"model:{name}"] = probabilities(predictions)
+    scores = scores_of(probs)
+    label_free = [
+        (dataset, label.removeprefix("model:"), baseline, value)
+        for baseline, by_model in scores.items()
+        for label, value in by_model.items()
+    ]
+    return Measurement(rows, label_free)
 
 
 def _dataset_source(config: Any, dataset: str, split: str | None, registry: Any) -> tuple[Any, Any]:

@@ -7,7 +7,9 @@ Baselines: ``random`` (the exact expectation over every order); ``textemb`` (ano
 similarities, such as a TextEmb space); ``size`` (more examples first: the truth file's ``source_examples``
 column where it has one, else the embeddings' provenance ``n_examples``); for models with cached predictions
 on U, the label-free prompt-selection scores of ``fute_kit.label_free`` (MI, GE, LE, MDL, ZPS); and, for
-prompts whose model source can score prompt text, SPELL's perplexity (``fute_kit.prompt_perplexity``).
+prompts whose model source can score prompt text, SPELL's perplexity (``fute_kit.prompt_perplexity``); and
+the same label-free scores on each target's own inputs where ``fute measure --label-free`` wrote them
+(``NAME@target``: the setting of the papers that propose them, where U is text of another kind).
 
 Each baseline's score of every candidate is written as ``baselines.csv`` (``target,candidate,baseline,score``);
 :func:`pool_evaluations` joins the evaluations of several study folders (seeds) so that the means and the
@@ -28,7 +30,7 @@ import numpy as np
 
 from fute_kit.atomic import atomic_write_text
 from fute_kit.errors import DataError
-from fute_kit.label_free import LABEL_FREE, label_free_scores
+from fute_kit.label_free import LABEL_FREE, label_free_scores, read_label_free
 from fute_kit.prompt_perplexity import SPELL, SpellFallback, spell_scores
 from fute_kit.prompts import split_label
 from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interval, random_scores, ranking_scores
@@ -206,6 +208,7 @@ def evaluate_study(
     space_id: str | None = None,
     spell_sample: int | None = 32,
     spell_fallback: SpellFallback | None = None,
+    target_label_free: str | Path | None = None,
     truth_column: str = "score",
     min_candidates: int = 2,
 ) -> Evaluation:
@@ -217,6 +220,8 @@ def evaluate_study(
 
     ``spell_sample``: how many texts of U fill each prompt for SPELL (scored once, then cached); None: no SPELL.
     ``spell_fallback``: the source that scores prompts whose own source cannot (``fute_kit.prompt_perplexity``).
+    ``target_label_free``: label-free scores on each target's own inputs (``fute measure --label-free``), ranked
+    as the baselines ``NAME@target``.
     """
     if k < 1:
         raise DataError(f"--k must be at least 1, got {k}")
@@ -250,7 +255,8 @@ def evaluate_study(
     if isinstance(truth, (str, Path)) and SOURCE_EXAMPLES in truth_columns(truth):
         sizes.update(_truth_sizes(read_truth(truth, SOURCE_EXAMPLES), list(study.similarity.labels), where))
         notes.append(f"size: ranks by the truth file's {SOURCE_EXAMPLES} (the examples each candidate was trained on)")
-    baselines = _Baselines(sizes, scores, other)
+    on_target = _target_label_free(target_label_free, list(study.similarity.labels), where)
+    baselines = _Baselines(sizes, scores, other, on_target)
     targets = []
     grouped = _truth_by_label(table, list(study.similarity.labels), where)
     for target, group in grouped.items():
@@ -276,6 +282,21 @@ class _Baselines:
     sizes: dict[str, float]
     label_free: dict[str, dict[str, float]]
     textemb: Study | None
+    on_target: dict[str, dict[str, dict[str, float]]] = attrs.field(factory=dict)  # target -> NAME@target -> c
+
+
+def _target_label_free(
+    path: str | Path | None, labels: list[str], where: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """target label -> ``NAME@target`` -> candidate label -> score, from a ``fute measure --label-free`` file."""
+    if path is None:
+        return {}
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for target, candidate, baseline, score in read_label_free(path):
+        t = resolve_label(target, labels, f"target of {path}", where)
+        c = resolve_label(candidate, labels, f"candidate of {path}", where)
+        found.setdefault(t, {}).setdefault(f"{baseline}@target", {})[c] = score
+    return found
 
 
 def _truth_sizes(table: Mapping[str, Mapping[str, float]], labels: list[str], where: str) -> dict[str, float]:
@@ -333,6 +354,11 @@ def _evaluate_target(
         scores = baselines.label_free.get(name, {})
         if all(c in scores for c in cands):
             predicted[name] = np.array([scores[c] for c in cands])
+    for name, scores in baselines.on_target.get(target, {}).items():
+        if all(c in scores for c in cands):
+            predicted[name] = np.array([scores[c] for c in cands])
+        else:
+            notes.append(f"{name}: not every candidate was measured with the others on the target's inputs")
     if not any(name in predicted for name in LABEL_FREE) and any(split_label(c)[0] == "model" for c in cands):
         notes.append("label-free scores: no cached predictions on U for every candidate model")
     results |= {name: ranking_scores(values, true, k, relevance) for name, values in predicted.items()}

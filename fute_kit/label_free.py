@@ -20,14 +20,22 @@ TACL) compare the instance-wise MDL with the dataset-wise LE.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from fute_kit.atomic import atomic_write_text
+from fute_kit.errors import DataError
 from fute_kit.prompts import is_prompt, llm_of
 from fute_kit.selection import Study
 from fute_kit.study_folder import StudyFolder
 
+# The scores of a prompt against the others measured with it: replaced as a set for a target (see write_label_free).
+ENSEMBLE_SCORES = ("mdl", "ensemble_mean", "ensemble_vote")
 LABEL_FREE = (
     "mutual_information",
     "label_entropy",
@@ -45,12 +53,16 @@ def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
 def load_predictions(out_dir: str | Path, key: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """A model's cached labels on U as probabilities (n, classes), or None if absent or regression."""
     cached = StudyFolder(out_dir).prediction_cache().read(key)
-    if cached is None:
-        return None
-    if cached.label_kind == "soft":
-        return np.asarray(cached.labels, dtype=np.float64), cached.label_names
-    if cached.label_kind == "hard":
-        return np.eye(len(cached.label_names))[np.asarray(cached.labels, dtype=np.int64)], cached.label_names
+    return None if cached is None else probabilities(cached)
+
+
+def probabilities(predictions: Any) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Predictions (soft or hard labels with label names) as probabilities (n, classes); None for regression."""
+    if predictions.label_kind == "soft":
+        return np.asarray(predictions.labels, dtype=np.float64), tuple(predictions.label_names)
+    if predictions.label_kind == "hard":
+        one_hot = np.eye(len(predictions.label_names))[np.asarray(predictions.labels, dtype=np.int64)]
+        return one_hot, tuple(predictions.label_names)
     return None
 
 
@@ -62,6 +74,12 @@ def label_free_scores(study: Study) -> dict[str, dict[str, float]]:
             loaded = load_predictions(study.out_dir, e.provenance.data_fingerprint)
             if loaded is not None and len(loaded[0]):
                 probs[e.label] = loaded
+    return scores_of(probs)
+
+
+def scores_of(probs: dict[str, tuple[np.ndarray, tuple[str, ...]]]) -> dict[str, dict[str, float]]:
+    """Each label-free score of each model (``name: (probabilities (n, classes), label names)``), all on the same
+    inputs: U for ``label_free_scores``, a target's own inputs for ``fute measure --label-free``."""
     scores: dict[str, dict[str, float]] = {name: {} for name in LABEL_FREE}
     for label, (p, _) in probs.items():
         k = p.shape[1]
@@ -116,3 +134,43 @@ def mdl_shares(probs: np.ndarray) -> list[float]:
     codelength = _entropy(probs, axis=2)  # (prompts, inputs)
     shortest = np.isclose(codelength, codelength.min(axis=0, keepdims=True), rtol=0, atol=1e-12)
     return (shortest / shortest.sum(axis=0, keepdims=True)).mean(axis=1).tolist()
+
+
+def write_label_free(rows: Sequence[tuple[str, str, str, float]], path: str | Path, append: bool = False) -> Path:
+    """Write ``target,candidate,baseline,score`` rows (``fute measure --label-free``); with ``append``, keep the
+    file's other rows. A target's ensemble scores are replaced as a set when ``rows`` has any: they were computed
+    against the prompts measured together, so older ones are against another ensemble."""
+    path = Path(path)
+    kept: list[tuple[str, str, str, float]] = []
+    if append and path.exists():
+        replaced = {(t, c, b) for t, c, b, _ in rows}
+        new_ensembles = {t for t, _, b, _ in rows if b in ENSEMBLE_SCORES}
+        kept = [
+            row
+            for row in read_label_free(path)
+            if row[:3] not in replaced and not (row[0] in new_ensembles and row[2] in ENSEMBLE_SCORES)
+        ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["target", "candidate", "baseline", "score"])
+    writer.writerows((t, c, b, repr(float(v))) for t, c, b, v in [*kept, *rows])
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def read_label_free(path: str | Path) -> list[tuple[str, str, str, float]]:
+    """The rows of a ``target,candidate,baseline,score`` file, or DataError naming what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"label-free scores {path} do not exist (write them with fute measure ... --label-free {path})")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"target", "candidate", "baseline", "score"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(
+                f"{path}: missing column(s) {', '.join(sorted(missing))} (need target,candidate,baseline,score)"
+            )
+        try:
+            return [(r["target"], r["candidate"], r["baseline"], float(r["score"])) for r in reader]
+        except ValueError as exc:
+            raise DataError(f"{path}: a score is not a number ({exc})") from exc

@@ -122,6 +122,14 @@ def rank(
 )
 @click.option("--no-spell", is_flag=True, help="Leave SPELL out (it runs the LLM on prompts not yet scored).")
 @click.option(
+    "--label-free",
+    "label_free_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Label-free scores on each target's own inputs (what fute measure --label-free wrote): ranked as the "
+    "baselines NAME@target beside those on U.",
+)
+@click.option(
     "--truth-column",
     default="score",
     show_default=True,
@@ -147,6 +155,7 @@ def evaluate(
     spell_sample: int,
     spell_model: str | None,
     no_spell: bool,
+    label_free_path: Path | None,
     truth_column: str,
     min_candidates: int,
     as_json: bool,
@@ -173,6 +182,7 @@ def evaluate(
             space_id=space_id,
             spell_sample=None if no_spell else spell_sample,
             spell_fallback=SpellFallback("hf-prompted", {"path": spell_model}) if spell_model else None,
+            target_label_free=label_free_path,
             truth_column=truth_column,
             min_candidates=min_candidates,
         )
@@ -203,6 +213,14 @@ def evaluate(
     "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Truth CSV to write."
 )
 @click.option("--append", is_flag=True, help="Keep the file's rows for other targets and candidates.")
+@click.option(
+    "--label-free",
+    "label_free_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write each model's label-free scores on the dataset's own inputs (labels unused) to this CSV "
+    "(target,candidate,baseline,score; for fute evaluate --label-free). Measure a prompt pool in one call.",
+)
 @settings_option("--set", "overrides", help=OVERRIDE_HELP)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def measure(
@@ -213,6 +231,7 @@ def measure(
     models: tuple[str, ...],
     out_path: Path,
     append: bool,
+    label_free_path: Path | None,
     overrides: tuple[str, ...],
     no_progress: bool,
 ) -> None:
@@ -220,13 +239,14 @@ def measure(
 
     Writes target,candidate,score rows for ``fute evaluate``. This runs the models.
     """
-    from fute_kit.accuracy import measure_accuracy
+    from fute_kit.accuracy import measure as measure_models
     from fute_kit.components import RunContext
     from fute_kit.config import load_config
+    from fute_kit.label_free import write_label_free
     from fute_kit.truth import write_truth
 
     config = load_config(config_path, overrides=parse_settings(overrides, "--set"))
-    rows = measure_accuracy(
+    measured = measure_models(
         config,
         dataset,
         split=split,
@@ -234,7 +254,11 @@ def measure(
         models=models,
         context=RunContext(show_progress=not no_progress),
     )
+    rows = measured.accuracy
     write_truth(rows, out_path, append=append)
+    if label_free_path is not None:
+        write_label_free(measured.label_free, label_free_path, append=append)
+        click.echo(f"wrote {label_free_path}")
     width = max(len(name) for _, name, _ in rows)
     click.echo(f"accuracy on {dataset}" + (f" ({split})" if split else ""))
     for _, name, score in sorted(rows, key=lambda r: -r[2]):

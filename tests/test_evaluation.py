@@ -12,17 +12,20 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from toy_plugins import TEXTS
 
 from fute_kit import EmbeddingStore, Examples, Provenance, Space, TaskEmbedding
+from fute_kit.accuracy import measure
 from fute_kit.config import parse_config
 from fute_kit.errors import DataError
 from fute_kit.evaluation import EMBEDDING, evaluate_study
-from fute_kit.label_free import label_free_scores
+from fute_kit.label_free import label_free_scores, read_label_free, write_label_free
 from fute_kit.pipeline import run_study
 from fute_kit.predictions import PredictionCache
 from fute_kit.ranking_metrics import random_scores, ranking_scores, spearman
 from fute_kit.selection import open_study
-from fute_kit.selection_cli import evaluate, measure, rank
+from fute_kit.selection_cli import evaluate, rank
+from fute_kit.selection_cli import measure as measure_command
 from fute_kit.truth import read_truth
 
 SPACE = Space("none", "label-stats", {"buckets": 3, "seed": 0})
@@ -36,7 +39,7 @@ def fute_cli() -> Any:
 
     if "evaluate" in cli.commands:
         return cli
-    return FuteGroup(name="fute", commands=[rank, evaluate, measure])
+    return FuteGroup(name="fute", commands=[rank, evaluate, measure_command])
 
 
 def write_csv(path: Path, rows: list[list[Any]]) -> Path:
@@ -192,14 +195,17 @@ def test_label_free_scores_hand_computed(tmp_path: Path) -> None:
 
 
 # -- whole evaluations ----------------------------------------------------------------------------
+PROMPT_MODELS = [
+    {"name": "LLM", "source": "keyword", "prompts": {"good": {"keyword": "good"}, "bad": {"keyword": "bad"},
+                                                     "fun": {"keyword": "fun"}}},
+    {"name": "prior", "source": "constant", "probabilities": {"negative": 0.5, "positive": 0.5}},
+]  # fmt: skip
+
+
 @pytest.fixture
 def prompt_study(toy_registry: Any, study_config: dict, tmp_path: Path) -> Path:
     """A real (toy) study: two datasets, three prompts of one LLM, a constant model."""
-    study_config["models"] = [
-        {"name": "LLM", "source": "keyword", "prompts": {"good": {"keyword": "good"}, "bad": {"keyword": "bad"},
-                                                         "fun": {"keyword": "fun"}}},
-        {"name": "prior", "source": "constant", "probabilities": {"negative": 0.5, "positive": 0.5}},
-    ]  # fmt: skip
+    study_config = {**study_config, "models": PROMPT_MODELS}
     out = tmp_path / "study"
     run_study(parse_config(study_config, toy_registry), out, registry=toy_registry, show_progress=False)
     return out
@@ -243,6 +249,34 @@ def test_evaluate_study_with_prompt_baselines(prompt_study: Path, tmp_path: Path
     assert "ndcg@2 - textemb" not in intervals["random"]
     text = evaluation.markdown()
     assert "## Mean over targets (2)" in text and "| ensemble_vote |" in text and "## dataset:flipped" in text
+
+
+def test_label_free_on_the_targets_own_inputs(
+    prompt_study: Path, toy_registry: Any, study_config: dict, tmp_path: Path
+) -> None:
+    """fute measure --label-free scores prompts on the target's inputs; fute evaluate ranks by them (NAME@target)."""
+    config = parse_config({**study_config, "models": PROMPT_MODELS}, toy_registry)
+    measured = measure(config, "reviews", models=["LLM/good", "LLM/bad", "LLM/fun"], registry=toy_registry)
+    scores = {(c, b): v for _, c, b, v in measured.label_free}
+    for keyword in ("good", "bad", "fun"):  # a keyword model predicts positive exactly where its keyword is
+        share = sum(keyword in t for t in TEXTS) / len(TEXTS)
+        histogram_entropy = -sum(p * math.log(p) for p in (share, 1 - share) if p > 0)
+        assert scores[(f"LLM/{keyword}", "label_entropy")] == pytest.approx(histogram_entropy)
+    path = write_label_free(measured.label_free, tmp_path / "label-free.csv")
+    truth = write_csv(tmp_path / "truth.csv", PROMPT_TRUTH)
+    evaluation = evaluate_study(prompt_study, truth, k=2, target_label_free=path, spell_sample=None)
+    reviews, flipped = evaluation.targets
+    order = ("LLM/good", "LLM/bad", "LLM/fun")
+    for name in ("label_entropy", "mutual_information", "mdl", "ensemble_vote"):
+        predicted = [scores[(c, name)] for c in order]
+        assert reviews.results[f"{name}@target"] == ranking_scores(predicted, [0.9, 0.3, 0.6], k=2), name
+    assert not any("@target" in name for name in flipped.results)  # flipped's own inputs were not measured
+    # Measuring one prompt again keeps the others' rows, and the ensemble scores made with it
+    again = measure(config, "reviews", models=["LLM/bad"], registry=toy_registry)
+    write_label_free(again.label_free, path, append=True)
+    assert {row[:3] for row in read_label_free(path)} == {row[:3] for row in measured.label_free}
+    with pytest.raises(DataError, match=r"do not exist .*--label-free"):
+        read_label_free(tmp_path / "none.csv")
 
 
 def test_size_baseline_puts_larger_datasets_first(toy_registry: Any, tmp_path: Path) -> None:
@@ -345,8 +379,16 @@ def test_measure_accuracy_with_constant_models(toy_registry: Any, tmp_path: Path
     out = tmp_path / "truth.csv"
     write_csv(out, [["target", "candidate", "score"], ["other", "LLM/yes-man", "0.1"], ["reviews", "LLM/no-man", "0"]])
     runner = CliRunner()
-    result = runner.invoke(fute_cli, ["measure", str(config), "--dataset", "reviews", "--out", str(out), "--append"])
+    label_free = tmp_path / "label-free.csv"
+    result = runner.invoke(fute_cli, ["measure", str(config), "--dataset", "reviews", "--out", str(out), "--append",
+                                      "--label-free", str(label_free)])  # fmt: skip
     assert result.exit_code == 0, result.output
+    # constant answers: one predicted label on every input, and each prompt as sure as its probabilities
+    rows = {(t, c, b): v for t, c, b, v in read_label_free(label_free)}
+    assert rows[("reviews", "LLM/no-man", "label_entropy")] == 0.0
+    assert rows[("reviews", "LLM/no-man", "neg_mean_entropy")] == pytest.approx(
+        0.1 * math.log(0.1) + 0.9 * math.log(0.9)
+    )
     # Label names match case-insensitively ("Positive"); 3 of 5 are positive.
     assert read_truth(out) == {
         "other": {"LLM/yes-man": 0.1},

@@ -352,7 +352,8 @@ def test_qwen_prompt_pools_example_loads_with_a_pool_per_dataset() -> None:
 
 
 def test_llm_serve_serves_the_packaged_model_until_interrupted(tmp_path: Any) -> None:
-    """`fute llm serve` passes its options to the server, which answers at the port; Ctrl-C stops it."""
+    """`fute llm serve` passes its options to the server, which answers at the port (a second one there is told the
+    port is taken); Ctrl-C stops it."""
     import json
     import signal
     import socket
@@ -379,6 +380,8 @@ def test_llm_serve_serves_the_packaged_model_until_interrupted(tmp_path: Any) ->
                 assert server.poll() is None, server.stdout.read() if server.stdout else ""
                 time.sleep(1)
         assert models is not None and any("smollm2" in m["id"] for m in models["data"]), models
+        second = subprocess.run([str(fute), *args], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"port {port} is in use" in second.stderr, second.stderr
     finally:
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=60)

@@ -118,6 +118,19 @@ class LocalServer:
         self.stop()
 
 
+def check_port_free(port: int) -> None:
+    """LocalServerError naming the port when something already listens there: llama.cpp itself only says
+    "Failed to init server, please check the input params"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise LocalServerError(
+                f"port {port} is in use ({error.strerror}): another server, perhaps a `fute llm serve` still "
+                f"running (http://127.0.0.1:{port}/v1/models names what it serves); stop it or choose another --port"
+            ) from error
+
+
 def start_local_server(
     model_path: str | Path | None = None,
     port: int | None = None,
@@ -139,6 +152,8 @@ def start_local_server(
     alias = alias or default_alias
     if importlib.util.find_spec("xllamacpp") is None:
         raise LocalServerError("the local server needs xllamacpp: pip install 'fute-kit-openai[local]'")
+    if port:
+        check_port_free(port)
     port = port or free_port()
     threads = threads or min(4, os.cpu_count() or 1)
     log_path = Path(tempfile.mkstemp(prefix="fute-llama-server-", suffix=".log")[1])
@@ -204,6 +219,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         path, alias = resolve_model(args.model)
+        check_port_free(args.port)
     except LocalServerError as error:
         parser.error(str(error))
     serve(str(path), args.port, args.parallel, args.ctx_per_slot, args.threads, args.alias or alias)
