@@ -63,19 +63,10 @@ class Measurement:
     label_free: list[tuple[str, str, str, float]]
 
 
-def measure_accuracy(
-    config: Any,
-    dataset: str,
-    *,
-    split: str | None = None,
-    limit: int | None = None,
-    models: Sequence[str] = (),
-    registry: Any = None,
-    context: Any = None,
-) -> list[tuple[str, str, float]]:
-    """Each configured model's accuracy on a labelled dataset of the study: ``(dataset, model, accuracy)``."""
-    chosen = {"split": split, "limit": limit, "models": models, "registry": registry, "context": context}
-    return measure(config, dataset, **chosen).accuracy
+def measure_accuracy(config: Any, dataset: str, **options: Any) -> list[tuple[str, str, float]]:
+    """Each configured model's accuracy on a labelled dataset: ``(dataset, model, accuracy)`` (``measure``'s
+    keywords: split, limit, models, registry, context)."""
+    return measure(config, dataset, **options).accuracy
 
 
 def measure(
