@@ -40,7 +40,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 from model_to_dataset import DATASETS, parse_option_values, seed_stability
 
-# A prompt's genre is read from its name (first match); --genre NAME=DATASET overrides.
+# A prompt's genre is read from its name (genre_of); --genre NAME=DATASET overrides.
 GENRE_WORDS = {
     "sentiment": "rt-sentiment",
     "topic": "bbc-topic",
@@ -93,9 +93,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def genre_of(name: str, overrides: dict[str, str]) -> str | None:
+    """A prompt's genre: --genre, else the first genre word in its LLM's name (``qwen-hedge/poor-sentiment`` is a
+    hedging prompt), else in the whole name (``sentiment/few-shot``)."""
     if name in overrides:
         return overrides[name]
-    return next((dataset for word, dataset in GENRE_WORDS.items() if word in name), None)
+    for part in (name.split("/", 1)[0], name):
+        found = next((dataset for word, dataset in GENRE_WORDS.items() if word in part), None)
+        if found is not None:
+            return found
+    return None
 
 
 def find_classifiers(folder: str | None, datasets: Sequence[str]) -> dict[str, Path]:
