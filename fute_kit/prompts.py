@@ -74,7 +74,10 @@ def llm_of(label: str) -> str:
 
 
 def in_candidate_set(label: str, candidates: str) -> bool:
+    """Whether ``label`` is one of ``candidates``: a name of CANDIDATE_SETS, or ``prompts:LLM`` (one LLM's)."""
     kind, _ = split_label(label)
+    if candidates.startswith("prompts:"):
+        return is_prompt(label) and llm_of(label) == candidates.removeprefix("prompts:")
     if candidates == "datasets":
         return kind == "dataset"
     if candidates == "models":
@@ -83,7 +86,7 @@ def in_candidate_set(label: str, candidates: str) -> bool:
         return is_prompt(label)
     if candidates == "all":
         return True
-    raise DataError(f"unknown candidate set {candidates!r}; choose one of {', '.join(CANDIDATE_SETS)}")
+    raise DataError(f"unknown candidate set {candidates!r}; choose one of {', '.join(CANDIDATE_SETS)}, or prompts:LLM")
 
 
 # -- calibrating their soft labels ----------------------------------------------------------------

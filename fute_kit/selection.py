@@ -17,7 +17,7 @@ import attrs
 
 from fute_kit.embedding import Space, TaskEmbedding
 from fute_kit.errors import DataError
-from fute_kit.prompts import in_candidate_set, split_label
+from fute_kit.prompts import in_candidate_set, is_prompt, llm_of, split_label
 from fute_kit.similarity import SimilarityMatrix, default_metric_for, similarity_matrix
 from fute_kit.store import EmbeddingStore
 from fute_kit.study_folder import StudyFolder
@@ -196,6 +196,12 @@ def rank_in_matrix(matrix: SimilarityMatrix, target: str, candidates: str = "all
     target = resolve_label(target, matrix.labels)
     row = matrix.values[matrix.labels.index(target)]
     chosen = [i for i, label in enumerate(matrix.labels) if label != target and in_candidate_set(label, candidates)]
+    if not chosen and candidates.startswith("prompts:"):
+        llms = sorted({llm_of(label) for label in matrix.labels if is_prompt(label)})
+        raise DataError(
+            f"no prompts of LLM {candidates.removeprefix('prompts:')!r} here; "
+            f"LLMs with prompts: {', '.join(llms) or 'none'}"
+        )
     if not chosen:
         raise DataError(
             f"no {candidates} to rank against {target!r}: the store holds only "

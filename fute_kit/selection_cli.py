@@ -31,6 +31,7 @@ from fute_kit.prompts import CANDIDATE_SETS
     show_default=True,
     help="What to rank: datasets, models, prompts (models named LLM/PROMPT) or all.",
 )
+@click.option("--llm", default=None, help="Only this LLM's prompts (models named LLM/PROMPT): a prompt pool.")
 @click.option("--metric", default=None, help="Metric name (default: the study's, else the method's declared one).")
 @settings_option("--option", "metric_options", help="A metric option.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the first K.")
@@ -40,13 +41,22 @@ def rank(
     out_dir: Path,
     space_id: str | None,
     candidates: str,
+    llm: str | None,
     metric: str | None,
     metric_options: tuple[str, ...],
     top: int | None,
     as_json: bool,
 ) -> None:
-    """Rank stored embeddings by similarity to TARGET (dataset:NAME, model:NAME or a bare name)."""
+    """Rank stored embeddings by similarity to TARGET (dataset:NAME, model:NAME or a bare name).
+
+    Prompt selection without labels: fute rank DATASET --llm LLM ranks that LLM's prompts.
+    """
     from fute_kit.selection import rank_study
+
+    if llm is not None:
+        if candidates not in ("prompts", "all"):
+            raise click.UsageError(f"--llm picks prompts; it cannot be combined with --candidates {candidates}")
+        candidates = f"prompts:{llm}"
 
     ranking = rank_study(
         target,

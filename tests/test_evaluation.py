@@ -251,6 +251,20 @@ def test_evaluate_study_with_prompt_baselines(prompt_study: Path, tmp_path: Path
     assert "## Mean over targets (2)" in text and "| ensemble_vote |" in text and "## dataset:flipped" in text
 
 
+def test_rank_one_llms_prompt_pool(prompt_study: Path, fute_cli: Any) -> None:
+    runner = CliRunner()
+    result = runner.invoke(fute_cli, ["rank", "reviews", "--out", str(prompt_study), "--llm", "LLM", "--json"])
+    assert result.exit_code == 0, result.output
+    ranked = [c["label"] for c in json.loads(result.output)["candidates"]]
+    assert sorted(ranked) == ["model:LLM/bad", "model:LLM/fun", "model:LLM/good"]  # not the constant model
+    unknown = runner.invoke(fute_cli, ["rank", "reviews", "--out", str(prompt_study), "--llm", "GPT"])
+    assert unknown.exit_code == 2 and "no prompts of LLM 'GPT' here; LLMs with prompts: LLM" in unknown.output
+    clash = runner.invoke(
+        fute_cli, ["rank", "reviews", "--out", str(prompt_study), "--llm", "LLM", "--candidates", "datasets"]
+    )
+    assert clash.exit_code == 2 and "--llm picks prompts" in clash.output
+
+
 def test_label_free_on_the_targets_own_inputs(
     prompt_study: Path, toy_registry: Any, study_config: dict, tmp_path: Path
 ) -> None:
