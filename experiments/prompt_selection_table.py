@@ -10,11 +10,17 @@ named `dataset @ seed folder`). Prints
    interval of the mean Spearman, and each embedding's paired Spearman difference from the best label-free
    baseline (the one with the highest mean Spearman; the issue's goal is a positive difference);
 2. Spearman per dataset (mean over seeds) for the same rows: where a ranking wins and where it loses.
+
+`--nearest accuracy.csv SIM.csv [SIM.csv ...]` instead prints issue 5's claim from similarity matrices (one per
+seed, as `fute run` writes them): for each dataset of the truth, how many of its prompts (its candidates there)
+have their MTE nearest that dataset's DTE among the DTEs, per seed, the mean margin (own minus best other), and
+the same for models named `clf-DATASET` (fine-tuned classifiers: the reference).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -82,10 +88,56 @@ def dataset_rows(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def read_matrix(path: str) -> dict[str, dict[str, float]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    return {row[0]: dict(zip(rows[0][1:], map(float, row[1:]), strict=True)) for row in rows[1:]}
+
+
+def nearest_rows(accuracy_csv: str, matrices: list[str]) -> list[str]:
+    """Per dataset and seed: its prompts (and its classifier) whose MTE is nearest its DTE, and the margin."""
+    with open(accuracy_csv, newline="") as handle:
+        own = {f"model:{r['candidate']}": r["target"] for r in csv.DictReader(handle)}
+    datasets = sorted(set(own.values()))
+    lines = [
+        "| dataset | " + " | ".join(f"prompts, seed {i}" for i in range(len(matrices))) + " | mean margin | "
+        "classifier (all seeds) |",
+        "|---|" + "---:|" * (len(matrices) + 2),
+    ]
+    for dataset in datasets:
+        cells, margins, reference = [], [], []
+        for path in matrices:
+            matrix = read_matrix(path)
+            dtes = [label for label in matrix if label.startswith("dataset:")]
+            members = [m for m, d in own.items() if d == dataset and m in matrix]
+            hits = 0
+            for model in [*members, f"model:clf-{dataset}"]:
+                if model not in matrix:
+                    continue
+                other = max(matrix[model][d] for d in dtes if d != f"dataset:{dataset}")
+                margin = matrix[model][f"dataset:{dataset}"] - other
+                if model in members:
+                    hits, margins = hits + (margin > 0), [*margins, margin]
+                else:
+                    reference.append(margin > 0)
+            cells.append(f"{hits}/{len(members)}")
+        found = f"{sum(reference)}/{len(reference)}" if reference else "not embedded"
+        lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {mean_cell(margins, signed=True)} | {found} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("evaluations", nargs="+", help="LABEL=PATH of an evaluation.json written by fute evaluate")
+    parser.add_argument("evaluations", nargs="*", help="LABEL=PATH of an evaluation.json written by fute evaluate")
+    parser.add_argument("--nearest", nargs="+", metavar="FILE", help="accuracy.csv, then similarity.csv per seed")
     args = parser.parse_args()
+    if args.nearest:
+        if len(args.nearest) < 2:
+            parser.error("--nearest needs the truth (accuracy.csv) and at least one similarity.csv")
+        print("\n".join(nearest_rows(args.nearest[0], args.nearest[1:])))
+        return
+    if not args.evaluations:
+        parser.error("give LABEL=PATH of at least one evaluation.json, or --nearest")
     results = {}
     for item in args.evaluations:
         label, sep, path = item.partition("=")
