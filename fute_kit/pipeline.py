@@ -300,11 +300,13 @@ def run_study(
             matrix.write(folder.similarity_csv, folder.rankings_json)
         summary = {
             "config": config.path,
+            # what ran, --set overrides included (the file may change, or the study may not come from a file)
+            "configuration": config.raw,
             "space": config.space.to_dict(),
             "metric": {"name": metric, "options": metric_options},
             "jobs": [attrs.asdict(o) for o in finished],
         }
-        atomic_write_text(folder.study_json, json.dumps(summary, indent=2))
+        atomic_write_text(folder.study_json, json.dumps(summary, indent=2, default=str))
         result = StudyResult(tuple(finished), matrix, out)
         _notify_finished(registry, out, config, result)
         return result

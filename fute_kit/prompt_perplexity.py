@@ -84,7 +84,7 @@ def spell_scores(
     context: RunContext | None = None,
 ) -> SpellScores:
     """SPELL scores of the study's prompts (models named LLM/PROMPT), from the cache or by scoring the prompts."""
-    from fute_kit.config import load_config
+    from fute_kit.config import load_config, parse_config
     from fute_kit.pipeline import load_examples, model_fingerprint
     from fute_kit.registry import get_registry
     from fute_kit.study_folder import StudyFolder
@@ -93,12 +93,13 @@ def spell_scores(
     if not prompts:
         return SpellScores({})
     config_path = study.summary.get("config")
-    if not config_path:
+    ran = study.summary.get("configuration")  # the configuration as the study ran it (older studies: the file)
+    if not config_path and not ran:
         return SpellScores({}, ("study.json names no configuration: SPELL needs the study's model sources and U",))
     registry = registry or get_registry()
     context = context or RunContext(show_progress=False)
     try:
-        config = load_config(config_path, registry)
+        config = parse_config(ran, registry, config_path or "") if ran else load_config(config_path, registry)
     except (FuteError, OSError) as exc:
         return SpellScores({}, (f"cannot read the study's configuration {config_path}: {exc}",))
     if config.unlabeled is None:

@@ -8,7 +8,7 @@
       perplexity/        each prompt's token log-likelihoods on a sample of U (SPELL), keyed the same way
       similarity.csv     the similarity matrix over the study's embeddings
       rankings.json      for each embedding, the others by decreasing similarity
-      study.json         the summary: configuration path, space, metric, every job's outcome
+      study.json         the summary: configuration (its path, and as it ran), space, metric, every job's outcome
       run.log            the log of the runs
       evaluation.json    written by ``fute evaluate``, with baselines.csv (each baseline's score per candidate)
       report.html        written by the report plugin, with figures/*.png

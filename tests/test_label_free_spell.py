@@ -101,6 +101,23 @@ def test_spell_ranks_by_prompt_perplexity_and_caches(registry: Any, tmp_path: Pa
     assert ScoredKeyword.calls == [4, 4, 4, 5, 5, 5]
 
 
+def test_spell_reads_the_configuration_as_the_study_ran_it(registry: Any, tmp_path: Path) -> None:
+    """study.json keeps the configuration with its --set overrides: SPELL needs neither the file nor the flags."""
+    config = tmp_path / "study.toml"
+    config.write_text(STUDY.format(source="scored-keyword", seed=0))
+    out = tmp_path / "study"
+    run_study(
+        load_config(config, registry, overrides={"unlabeled.limit": 5}), out, registry=registry, show_progress=False
+    )
+    config.unlink()
+    truth = tmp_path / "truth.csv"
+    truth.write_text(TRUTH)
+    ScoredKeyword.calls.clear()
+    evaluation = evaluate_study(out, truth, spell_sample=4)
+    assert evaluation.unavailable == {} and ScoredKeyword.calls == [4, 4, 4]
+    assert json.loads((out / "study.json").read_text())["configuration"]["unlabeled"]["limit"] == 5
+
+
 def test_spell_unavailable_when_the_source_cannot_score(registry: Any, tmp_path: Path) -> None:
     out = make_study(tmp_path, registry, "plain", source="keyword")
     truth = tmp_path / "truth.csv"
