@@ -163,6 +163,8 @@ def _score(source: Any, texts: Examples, context: RunContext, what: str) -> np.n
         values = np.asarray(getattr(source, CAPABILITY)(texts, context), dtype=np.float64)
     except NotImplementedError as exc:  # a source that has the method but not here (a server without logprobs)
         return f"{what}: {exc}"
+    except FuteError as exc:  # its endpoint is down, say: a baseline's failure must not end the evaluation
+        return f"{what} failed: {exc}"
     if values.shape != (len(texts),) or not np.all(np.isfinite(values)):
         return f"{what} returned {values.shape} log-likelihoods for {len(texts)} prompts"
     return values

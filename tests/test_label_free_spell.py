@@ -16,6 +16,7 @@ from toy_plugins import KeywordModel, ToyPlugin
 
 from fute_kit import Examples, RunContext, hookimpl
 from fute_kit.config import load_config
+from fute_kit.errors import FuteError as EndpointError
 from fute_kit.evaluation import EMBEDDING, evaluate_study, pool_evaluations
 from fute_kit.pipeline import run_study
 from fute_kit.prompt_perplexity import SPELL, SpellFallback, spell_score
@@ -36,10 +37,21 @@ class ScoredKeyword(KeywordModel):
         return np.array([-0.5 * len(self.keyword) - 0.01 * len(t) for t in inputs.texts])
 
 
+@attrs.frozen
+class UnreachableKeyword(KeywordModel):
+    """A keyword model whose prompt scoring needs an endpoint that is down."""
+
+    name = "unreachable-keyword"
+
+    def prompt_log_likelihood(self, inputs: Examples, context: RunContext) -> np.ndarray:
+        raise EndpointError("http://127.0.0.1:9/v1/completions: the connection was refused after 6 retries")
+
+
 class ScoringPlugin:
     @hookimpl
     def register_model_sources(self, register: Any) -> None:
         register(ScoredKeyword)
+        register(UnreachableKeyword)
 
 
 STUDY = """
@@ -152,6 +164,16 @@ def test_spell_fallback_scores_what_the_source_cannot(registry: Any, tmp_path: P
     result = CliRunner().invoke(evaluate, args)
     assert result.exit_code == 0, result.output
     assert "the fallback hf-prompted(path='qwen') cannot be built" in json.loads(result.stdout)["unavailable"][SPELL]
+
+
+def test_an_unreachable_endpoint_leaves_spell_to_the_fallback_or_unavailable(registry: Any, tmp_path: Path) -> None:
+    out = make_study(tmp_path, registry, "down", source="unreachable-keyword")
+    truth = tmp_path / "truth.csv"
+    truth.write_text(TRUTH)
+    alone = evaluate_study(out, truth, spell_sample=4)  # the other baselines stand; SPELL says why it is missing
+    assert "connection was refused" in alone.unavailable[SPELL] and "mdl" in alone.targets[0].results
+    rescued = evaluate_study(out, truth, spell_sample=4, spell_fallback=SpellFallback("scored-keyword"))
+    assert rescued.unavailable == {} and SPELL in rescued.targets[0].results
 
 
 def test_evaluate_writes_baselines_and_pools_seeds(registry: Any, tmp_path: Path) -> None:
