@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-from pathlib import Path
 from typing import Any
+
+from transfer_ranking import labelled  # beside this script
 
 from fute_kit.ranking_metrics import bootstrap_interval
 
@@ -51,6 +51,13 @@ def best_label_free(result: dict[str, Any]) -> str:
     return max(names, key=lambda n: sum(v := list(per_target(result, n, "spearman").values())) / max(len(v), 1))
 
 
+def rankings(results: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any], str]]:
+    """(row label, evaluation, ranking name): each file's embedding, then every baseline of the first file."""
+    first = next(iter(results.values()))
+    rows = [(label, result, "embedding") for label, result in results.items()]
+    return rows + [(f"baseline: {name}", first, name) for name in first["mean"] if name != "embedding"]
+
+
 def mean_rows(results: dict[str, dict[str, Any]]) -> list[str]:
     first = next(iter(results.values()))
     best = best_label_free(first)
@@ -58,10 +65,8 @@ def mean_rows(results: dict[str, dict[str, Any]]) -> list[str]:
         f"| ranking | targets | Spearman | Spearman − {best} (paired) | top-1 | regret@1 (%) | NDCG@3 |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = [(label, result, "embedding") for label, result in results.items()]
-    rows += [(f"baseline: {name}", first, name) for name in first["mean"] if name != "embedding"]
     reference = per_target(first, best, "spearman")
-    for label, result, name in rows:
+    for label, result, name in rankings(results):
         spearman = per_target(result, name, "spearman")
         paired = [spearman[t] - reference[t] for t in spearman if t in reference] if name == "embedding" else []
         cells = [mean_cell(list(per_target(result, name, m).values())) for m in METRICS[1:]]
@@ -76,9 +81,7 @@ def dataset_rows(results: dict[str, dict[str, Any]]) -> list[str]:
     first = next(iter(results.values()))
     datasets = sorted({t["target"].split(" @ ")[0].removeprefix("dataset:") for t in first["targets"]})
     lines = ["| ranking | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
-    rows = [(label, result, "embedding") for label, result in results.items()]
-    rows += [(f"baseline: {name}", first, name) for name in first["mean"] if name != "embedding"]
-    for label, result, name in rows:
+    for label, result, name in rankings(results):
         spearman = per_target(result, name, "spearman")
         cells = []
         for dataset in datasets:
@@ -99,6 +102,7 @@ def nearest_rows(accuracy_csv: str, matrices: list[str]) -> list[str]:
     with open(accuracy_csv, newline="") as handle:
         own = {f"model:{r['candidate']}": r["target"] for r in csv.DictReader(handle)}
     datasets = sorted(set(own.values()))
+    seeds = [read_matrix(path) for path in matrices]
     lines = [
         "| dataset | " + " | ".join(f"prompts, seed {i}" for i in range(len(matrices))) + " | mean margin | "
         "classifier (all seeds) |",
@@ -106,8 +110,7 @@ def nearest_rows(accuracy_csv: str, matrices: list[str]) -> list[str]:
     ]
     for dataset in datasets:
         cells, margins, reference = [], [], []
-        for path in matrices:
-            matrix = read_matrix(path)
+        for matrix in seeds:
             dtes = [label for label in matrix if label.startswith("dataset:")]
             members = [m for m, d in own.items() if d == dataset and m in matrix]
             hits = 0
@@ -138,12 +141,7 @@ def main() -> None:
         return
     if not args.evaluations:
         parser.error("give LABEL=PATH of at least one evaluation.json, or --nearest")
-    results = {}
-    for item in args.evaluations:
-        label, sep, path = item.partition("=")
-        if not sep or not Path(path).is_file():
-            parser.error(f"{item!r}: give LABEL=PATH of an existing evaluation.json")
-        results[label] = json.loads(Path(path).read_text())
+    results = labelled(args.evaluations, parser)
     print("\n".join(mean_rows(results)))
     print("\nSpearman per dataset (mean over seeds):\n")
     print("\n".join(dataset_rows(results)))

@@ -55,8 +55,9 @@ def labelled(items: list[str], parser: argparse.ArgumentParser) -> dict[str, dic
     results = {}
     for item in items:
         label, sep, path = item.partition("=")
-        if not sep:
-            parser.error(f"{item!r}: give LABEL=PATH (for example 'taskemb, DTE route=runs/eval/evaluation.json')")
+        if not sep or not Path(path).is_file():
+            parser.error(f"{item!r}: give LABEL=PATH of an existing evaluation.json (for example "
+                         "'taskemb, DTE route=runs/eval/evaluation.json')")  # fmt: skip
         results[label] = json.loads(Path(path).read_text())
     return results
 

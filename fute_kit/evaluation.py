@@ -18,8 +18,6 @@ bootstrap intervals are over targets x seeds.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,7 +28,7 @@ import numpy as np
 
 from fute_kit.atomic import atomic_write_text
 from fute_kit.errors import DataError
-from fute_kit.label_free import LABEL_FREE, label_free_scores, read_label_free
+from fute_kit.label_free import LABEL_FREE, label_free_scores, read_label_free, write_score_rows
 from fute_kit.prompt_perplexity import SPELL, SpellFallback, spell_scores
 from fute_kit.prompts import split_label
 from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interval, random_scores, ranking_scores
@@ -282,7 +280,7 @@ class _Baselines:
     sizes: dict[str, float]
     label_free: dict[str, dict[str, float]]
     textemb: Study | None
-    on_target: dict[str, dict[str, dict[str, float]]] = attrs.field(factory=dict)  # target -> NAME@target -> c
+    on_target: dict[str, dict[str, dict[str, float]]]  # target -> NAME@target -> candidate -> score
 
 
 def _target_label_free(
@@ -420,9 +418,4 @@ def write_evaluation(evaluation: Evaluation, path: str | Path) -> Path:
 
 def write_baselines(evaluation: Evaluation, path: str | Path) -> Path:
     """``baselines.csv``: ``target,candidate,baseline,score`` for every baseline that scored the candidates."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["target", "candidate", "baseline", "score"])
-    writer.writerows((t, c, b, repr(float(v))) for t, c, b, v in evaluation.baseline_rows())
-    atomic_write_text(Path(path), buffer.getvalue())
-    return Path(path)
+    return write_score_rows(evaluation.baseline_rows(), path)

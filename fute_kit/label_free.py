@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +140,8 @@ def write_label_free(rows: Sequence[tuple[str, str, str, float]], path: str | Pa
     """Write ``target,candidate,baseline,score`` rows (``fute measure --label-free``); with ``append``, keep the
     file's other rows. A target's ensemble scores are replaced as a set when ``rows`` has any: they were computed
     against the prompts measured together, so older ones are against another ensemble."""
-    path = Path(path)
     kept: list[tuple[str, str, str, float]] = []
-    if append and path.exists():
+    if append and Path(path).exists():
         replaced = {(t, c, b) for t, c, b, _ in rows}
         new_ensembles = {t for t, _, b, _ in rows if b in ENSEMBLE_SCORES}
         kept = [
@@ -150,12 +149,17 @@ def write_label_free(rows: Sequence[tuple[str, str, str, float]], path: str | Pa
             for row in read_label_free(path)
             if row[:3] not in replaced and not (row[0] in new_ensembles and row[2] in ENSEMBLE_SCORES)
         ]
+    return write_score_rows([*kept, *rows], path)
+
+
+def write_score_rows(rows: Iterable[tuple[str, str, str, float]], path: str | Path) -> Path:
+    """A ``target,candidate,baseline,score`` CSV (``baselines.csv``, ``fute measure --label-free``), atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["target", "candidate", "baseline", "score"])
-    writer.writerows((t, c, b, repr(float(v))) for t, c, b, v in [*kept, *rows])
-    atomic_write_text(path, buffer.getvalue())
-    return path
+    writer.writerows((t, c, b, repr(float(v))) for t, c, b, v in rows)
+    atomic_write_text(Path(path), buffer.getvalue())
+    return Path(path)
 
 
 def read_label_free(path: str | Path) -> list[tuple[str, str, str, float]]:
