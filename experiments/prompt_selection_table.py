@@ -15,6 +15,11 @@ named `dataset @ seed folder`). Prints
 seed, as `fute run` writes them): for each dataset of the truth, how many of its prompts (its candidates there)
 have their MTE nearest that dataset's DTE among the DTEs, per seed, the mean margin (own minus best other), and
 the same for models named `clf-DATASET` (fine-tuned classifiers: the reference).
+
+`--reference accuracy.csv SIM.csv [SIM.csv ...]` prints, per dataset (mean over the matrices), the Spearman of its
+prompts' accuracies with their similarity to its DTE (the ranking judged above) and with their similarity to its
+classifier's MTE (`clf-DATASET`, on the same U as the prompts): not a label-free ranking (the classifier was
+trained on labels), but it separates what the space can tell apart from what the DTE's other inputs cost.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from transfer_ranking import labelled  # beside this script
 
-from fute_kit.ranking_metrics import bootstrap_interval
+from fute_kit.ranking_metrics import bootstrap_interval, spearman
 
 METRICS = ("spearman", "top1", "regret@1", "ndcg@3")
 NOT_LABEL_FREE = ("embedding", "random", "size", "textemb")
@@ -129,11 +134,39 @@ def nearest_rows(accuracy_csv: str, matrices: list[str]) -> list[str]:
     return lines
 
 
+def reference_rows(accuracy_csv: str, matrices: list[str]) -> list[str]:
+    """Per dataset: Spearman of accuracy with similarity to the DTE and to the classifier's MTE, mean over seeds."""
+    with open(accuracy_csv, newline="") as handle:
+        truth = {f"model:{r['candidate']}": (r["target"], float(r["score"])) for r in csv.DictReader(handle)}
+    seeds = [read_matrix(path) for path in matrices]
+    lines = [
+        "| dataset | prompts | similarity to its DTE | similarity to its classifier's MTE |",
+        "|---|---:|---:|---:|",
+    ]
+    for dataset in sorted({d for d, _ in truth.values()}):
+        by_reference: dict[str, list[float]] = {f"dataset:{dataset}": [], f"model:clf-{dataset}": []}
+        for matrix in seeds:
+            members = [m for m, (d, _) in truth.items() if d == dataset and m in matrix]
+            for reference, values in by_reference.items():
+                if reference in matrix:
+                    rho = spearman([matrix[m][reference] for m in members], [truth[m][1] for m in members])
+                    values += [] if rho is None else [rho]
+        cells = [mean_cell(values, signed=True) or "not embedded" for values in by_reference.values()]
+        lines.append(f"| {dataset} | {len(members)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evaluations", nargs="*", help="LABEL=PATH of an evaluation.json written by fute evaluate")
     parser.add_argument("--nearest", nargs="+", metavar="FILE", help="accuracy.csv, then similarity.csv per seed")
+    parser.add_argument("--reference", nargs="+", metavar="FILE", help="accuracy.csv, then similarity.csv per seed")
     args = parser.parse_args()
+    if args.reference:
+        if len(args.reference) < 2:
+            parser.error("--reference needs the truth (accuracy.csv) and at least one similarity.csv")
+        print("\n".join(reference_rows(args.reference[0], args.reference[1:])))
+        return
     if args.nearest:
         if len(args.nearest) < 2:
             parser.error("--nearest needs the truth (accuracy.csv) and at least one similarity.csv")

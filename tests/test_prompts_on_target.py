@@ -1,0 +1,47 @@
+"""experiments/prompts_on_target.py: each dataset's study holds its DTE, its genre's prompts on its test inputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from fute_kit.config import parse_config
+from fute_kit.registry import get_registry
+
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+CONFIG = Path(__file__).parents[1] / "docs" / "examples" / "prompt-pools-qwen.toml"
+
+
+@pytest.fixture(scope="module")
+def on_target() -> ModuleType:
+    sys.path.insert(0, str(EXPERIMENTS))
+    spec = importlib.util.spec_from_file_location("prompts_on_target", EXPERIMENTS / "prompts_on_target.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_target_study_narrows_the_pool_study_to_one_dataset(on_target: ModuleType, tmp_path: Path) -> None:
+    args = on_target.parse_args(["--config", str(CONFIG), "--out", str(tmp_path), "--datasets", "bbc-topic"])
+    classifier = tmp_path / "bbc-topic-n400-e3"
+    data = on_target.target_study(args, seed=2, dataset="bbc-topic", classifiers={"bbc-topic": classifier})
+    assert data["unlabeled"] == {
+        "name": "bbc-topic-test-inputs", "source": "builtin", "dataset": "bbc-topic", "split": "test", "limit": 100
+    }  # fmt: skip
+    assert [d["name"] for d in data["datasets"]] == ["bbc-topic"]
+    assert [m["name"] for m in data["models"]] == ["qwen-topic", "clf-bbc-topic"]
+    assert data["space"]["options"]["seed"] == 2 and data["space"]["options"]["max_length"] == 64
+    data["models"] = data["models"][:1]  # the classifier folder is not real here
+    config = parse_config(data, get_registry(), "target study")
+    assert {m.name.split("/")[0] for m in config.models} == {"qwen-topic"} and len(config.models) == 11
+
+
+def test_a_dataset_without_prompts_of_its_genre_is_named(on_target: ModuleType, tmp_path: Path) -> None:
+    args = on_target.parse_args(["--config", str(CONFIG), "--out", str(tmp_path), "--datasets", "convention-party"])
+    with pytest.raises(SystemExit, match="no LLM entry of convention-party's genre"):
+        on_target.target_study(args, seed=0, dataset="convention-party", classifiers={})
