@@ -70,10 +70,13 @@ def mean_rows(results: dict[str, dict[str, Any]]) -> list[str]:
         f"| ranking | targets | Spearman | Spearman − {best} (paired) | top-1 | regret@1 (%) | NDCG@3 |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    reference = per_target(first, best, "spearman")
+    # Paired by dataset: an evaluation's targets are `dataset @ seed folder`, and the seed folders of the spaces
+    # differ; the label-free baselines do not depend on the method's seed (their mean over seeds is their value).
+    reference = by_dataset(per_target(first, best, "spearman"))
     for label, result, name in rankings(results):
         spearman = per_target(result, name, "spearman")
-        paired = [spearman[t] - reference[t] for t in spearman if t in reference] if name == "embedding" else []
+        paired = [v - reference[dataset_of(t)] for t, v in spearman.items() if dataset_of(t) in reference]
+        paired = paired if name == "embedding" else []
         cells = [mean_cell(list(per_target(result, name, m).values())) for m in METRICS[1:]]
         lines.append(
             f"| {label} | {len(spearman)} | {mean_cell(list(spearman.values()), interval=True)} | "
@@ -82,16 +85,27 @@ def mean_rows(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def dataset_of(target: str) -> str:
+    return target.split(" @ ")[0].removeprefix("dataset:")
+
+
+def by_dataset(values: dict[str, float]) -> dict[str, float]:
+    """target (x seed) -> value as dataset -> the mean value over its seeds."""
+    grouped: dict[str, list[float]] = {}
+    for target, value in values.items():
+        grouped.setdefault(dataset_of(target), []).append(value)
+    return {dataset: sum(v) / len(v) for dataset, v in grouped.items()}
+
+
 def dataset_rows(results: dict[str, dict[str, Any]]) -> list[str]:
     first = next(iter(results.values()))
-    datasets = sorted({t["target"].split(" @ ")[0].removeprefix("dataset:") for t in first["targets"]})
+    datasets = sorted({dataset_of(t["target"]) for t in first["targets"]})
     lines = ["| ranking | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for label, result, name in rankings(results):
         spearman = per_target(result, name, "spearman")
         cells = []
         for dataset in datasets:
-            mine = [v for t, v in spearman.items() if t.split(" @ ")[0].removeprefix("dataset:") == dataset]
-            cells.append(mean_cell(mine))
+            cells.append(mean_cell([v for t, v in spearman.items() if dataset_of(t) == dataset]))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
