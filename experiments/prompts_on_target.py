@@ -8,7 +8,7 @@ their labels. Here, for each dataset D and seed, one study (``<out>/seed-N/D``) 
   inputs ``fute measure --split test --limit N`` scored: the LLM's answers come from its response cache,
 - D's fine-tuned classifier on the same inputs (``--classifiers``): a reference that should be nearest,
 in the space of docs/results.md's section 1. Judge the rankings with
-``fute evaluate --out <out>/seed-0/D --pool ... --truth accuracy.csv --no-spell`` (the command is printed); the
+``fute evaluate --out <out>/seed-0/D --pool ... --truth accuracy.csv --no-spell --skip-absent-targets`` (printed); the
 label-free baselines there are then on the same inputs as the MTEs (the ``@target`` ones of llm_prompts' studies).
 """
 
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"seed {seed} {dataset}: done at {time.perf_counter() - started:.0f} s", flush=True)
     folders = [str(out / f"seed-{seed}" / d) for seed, d in configs]
     print("Judge them: fute evaluate --out " + folders[0] + "".join(f" --pool {f}" for f in folders[1:])
-          + " --truth ACCURACY.csv --no-spell --results RESULTS")  # fmt: skip
+          + " --truth ACCURACY.csv --no-spell --skip-absent-targets --results RESULTS")  # fmt: skip
 
 
 if __name__ == "__main__":

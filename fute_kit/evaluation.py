@@ -32,7 +32,7 @@ from fute_kit.label_free import LABEL_FREE, label_free_scores, read_label_free, 
 from fute_kit.prompt_perplexity import SPELL, SpellFallback, spell_scores
 from fute_kit.prompts import split_label
 from fute_kit.ranking_metrics import RankingScores, Relevance, bootstrap_interval, random_scores, ranking_scores
-from fute_kit.selection import Study, open_study, resolve_label
+from fute_kit.selection import Study, UnknownSubjectError, open_study, resolve_label
 from fute_kit.similarity import SimilarityMatrix
 from fute_kit.study_folder import StudyFolder
 from fute_kit.truth import read_truth, truth_columns
@@ -209,12 +209,15 @@ def evaluate_study(
     target_label_free: str | Path | None = None,
     truth_column: str = "score",
     min_candidates: int = 2,
+    skip_absent_targets: bool = False,
 ) -> Evaluation:
     """Compare the study's rankings (its ``similarity.csv``) with true scores, and the baselines.
 
     ``truth_column``: the truth file's column holding the scores (:func:`fute_kit.truth.read_truth`).
     ``min_candidates``: targets with fewer candidates in the truth are left out (named in the notes), so a
     transfer matrix still being measured is judged on its complete targets only.
+    ``skip_absent_targets``: judge only the truth's targets this study embedded (one study per target), naming the
+    others in the notes; otherwise an absent target is an error (most often a misspelt name).
 
     ``spell_sample``: how many texts of U fill each prompt for SPELL (scored once, then cached); None: no SPELL.
     ``spell_fallback``: the source that scores prompts whose own source cannot (``fute_kit.prompt_perplexity``).
@@ -236,11 +239,17 @@ def evaluate_study(
         truth_file += f" ({truth_column})" if truth_column != "score" else ""
     else:
         table = {t: dict(c) for t, c in truth.items()}
+    where = str(StudyFolder(out_dir).similarity_csv)
+    notes = []
+    if skip_absent_targets:
+        table, absent = _present_targets(table, list(study.similarity.labels))
+        if not table:
+            raise DataError(f"no target of {truth_file} is embedded in {where} (absent: {', '.join(absent)})")
+        notes += [f"{name}: skipped, not embedded in this study" for name in absent]
     other = open_study(textemb) if textemb is not None else None
     if other is not None and other.similarity is None:
         raise DataError(f"--textemb {textemb} has no similarity.csv: give a finished study folder")
     scores = label_free_scores(study)
-    notes = []
     unavailable = {}
     if spell_sample is not None:
         spell = spell_scores(study, sample=spell_sample, fallback=spell_fallback)
@@ -248,12 +257,11 @@ def evaluate_study(
         if spell.unavailable and not spell.scores:
             unavailable[SPELL] = "; ".join(spell.unavailable)
         notes += [f"{SPELL}: {why}" for why in spell.unavailable if spell.scores]
-    where = str(StudyFolder(out_dir).similarity_csv)
     sizes = {e.label: float(e.provenance.n_examples) for e in study.embeddings}
     if isinstance(truth, (str, Path)) and SOURCE_EXAMPLES in truth_columns(truth):
         sizes.update(_truth_sizes(read_truth(truth, SOURCE_EXAMPLES), list(study.similarity.labels), where))
         notes.append(f"size: ranks by the truth file's {SOURCE_EXAMPLES} (the examples each candidate was trained on)")
-    on_target = _target_label_free(target_label_free, list(study.similarity.labels), where)
+    on_target = _target_label_free(target_label_free, list(study.similarity.labels), where, skip_absent_targets)
     baselines = _Baselines(sizes, scores, other, on_target)
     targets = []
     grouped = _truth_by_label(table, list(study.similarity.labels), where)
@@ -283,14 +291,32 @@ class _Baselines:
     on_target: dict[str, dict[str, dict[str, float]]]  # target -> NAME@target -> candidate -> score
 
 
+def _present_targets(
+    table: Mapping[str, Mapping[str, float]], labels: list[str]
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """The truth's targets that name an embedding of the study, and the names of the others."""
+    present, absent = {}, []
+    for name, rows in table.items():
+        try:
+            resolve_label(name, labels)
+            present[name] = dict(rows)
+        except UnknownSubjectError:
+            absent.append(name)
+    return present, absent
+
+
 def _target_label_free(
-    path: str | Path | None, labels: list[str], where: str
+    path: str | Path | None, labels: list[str], where: str, skip_absent: bool = False
 ) -> dict[str, dict[str, dict[str, float]]]:
     """target label -> ``NAME@target`` -> candidate label -> score, from a ``fute measure --label-free`` file."""
     if path is None:
         return {}
     found: dict[str, dict[str, dict[str, float]]] = {}
-    for target, candidate, baseline, score in read_label_free(path):
+    rows = list(read_label_free(path))
+    if skip_absent:
+        present, _ = _present_targets({t: {} for t, _, _, _ in rows}, labels)
+        rows = [row for row in rows if row[0] in present]
+    for target, candidate, baseline, score in rows:
         t = resolve_label(target, labels, f"target of {path}", where)
         c = resolve_label(candidate, labels, f"candidate of {path}", where)
         found.setdefault(t, {}).setdefault(f"{baseline}@target", {})[c] = score

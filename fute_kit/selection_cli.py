@@ -152,6 +152,12 @@ def rank(
     show_default=True,
     help="Leave out targets with fewer candidates in the truth (a transfer matrix still being measured).",
 )
+@click.option(
+    "--skip-absent-targets",
+    is_flag=True,
+    help="Judge only the truth's targets each folder embedded (a study per target); the rest are named in the "
+    "notes. Without it a target the study lacks is an error.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of markdown tables.")
 def evaluate(
     out_dir: Path,
@@ -168,6 +174,7 @@ def evaluate(
     label_free_path: Path | None,
     truth_column: str,
     min_candidates: int,
+    skip_absent_targets: bool,
     as_json: bool,
 ) -> None:
     """Compare a study's rankings with true scores (NDCG, regret@k, Spearman, top-1) and baselines.
@@ -195,6 +202,7 @@ def evaluate(
             target_label_free=label_free_path,
             truth_column=truth_column,
             min_candidates=min_candidates,
+            skip_absent_targets=skip_absent_targets,
         )
         write_evaluation(one, StudyFolder(folder).evaluation_json)
         write_baselines(one, StudyFolder(folder).baselines_csv)

@@ -345,6 +345,27 @@ def test_evaluate_errors(prompt_study: Path, tmp_path: Path) -> None:
         evaluate_study(tmp_path / "bare", single)
 
 
+def test_targets_the_study_lacks_are_skipped_only_when_asked(prompt_study: Path, tmp_path: Path) -> None:
+    """One truth file for several one-target studies (prompts_on_target.py): each judges the targets it embedded."""
+    elsewhere = [["news", "LLM/good", "0.1"], ["news", "LLM/bad", "0.2"]]  # a target of another study
+    truth = write_csv(tmp_path / "truth.csv", PROMPT_TRUTH + elsewhere)
+    with pytest.raises(DataError, match="target 'news' is not among"):
+        evaluate_study(prompt_study, truth, spell_sample=None)
+    lf_rows = [
+        ["news", "LLM/bad", "mdl", "1"],
+        *(["reviews", f"LLM/{m}", "mdl", "0.5"] for m in ("good", "bad", "fun")),
+    ]
+    lf = write_csv(tmp_path / "lf.csv", [["target", "candidate", "baseline", "score"], *lf_rows])
+    judged = evaluate_study(prompt_study, truth, spell_sample=None, skip_absent_targets=True, target_label_free=lf)
+    whole = evaluate_study(prompt_study, write_csv(tmp_path / "t.csv", PROMPT_TRUTH), spell_sample=None)
+    assert [t.target for t in judged.targets] == [t.target for t in whole.targets]
+    assert judged.targets[0].results[EMBEDDING] == whole.targets[0].results[EMBEDDING]
+    assert "mdl@target" in judged.targets[0].results and "news: skipped, not embedded in this study" in judged.notes
+    nowhere = write_csv(tmp_path / "n.csv", [["target", "candidate", "score"], *elsewhere])
+    with pytest.raises(DataError, match=r"no target of .*n\.csv is embedded in .*\(absent: news\)"):
+        evaluate_study(prompt_study, nowhere, spell_sample=None, skip_absent_targets=True)
+
+
 def test_evaluate_command_writes_json(prompt_study: Path, tmp_path: Path, fute_cli: Any) -> None:
     truth = write_csv(tmp_path / "truth.csv", PROMPT_TRUTH)
     runner = CliRunner()
