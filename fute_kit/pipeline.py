@@ -261,12 +261,15 @@ def run_study(
     """Run every job of a study (skipping stored ones), then write similarity.csv and rankings.json."""
     registry = registry or get_registry()
     # Every data and surrogate problem at once, before any job runs or any file is written.
-    check_study(config, registry, RunContext(cache_dir=cache_dir or default_cache_dir(), show_progress=False))
+    context = RunContext(cache_dir=cache_dir or default_cache_dir(), show_progress=False)
+    warnings = check_study(config, registry, context)
     out = Path(out_dir)
     folder = StudyFolder(out)
     out.mkdir(parents=True, exist_ok=True)
     handler = _attach_log_file(folder.run_log)
     try:
+        for warning in warnings:
+            log.warning("study %s: %s", config.path or "(inline)", warning)
         metric, metric_options = config.metric, config.metric_options
         if metric is None:
             metric, metric_options = default_metric_for(config.space.method, registry, config.space.options)

@@ -7,7 +7,10 @@ has labels, at least two of them, and enough examples for the method. Every prob
 ConfigError (exit status 2), before the output folder is created.
 
 A method may declare ``min_examples`` (an int, default 2) and ``check_surrogate(surrogate) -> str | None`` (a
-message when the surrogate cannot be used, without loading it).
+message when the surrogate cannot be used, without loading it), and ``size_dependent = True`` when its embedding
+changes with the number of examples it trains on (a fixed number of epochs is more steps on more examples): a
+study whose DTEs and MTEs are made on very different numbers of examples then gets a warning (not an error), as
+docs/results.md §7a measured it: prompts ranked against DTEs of 400 examples by MTEs of 100 texts.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from fute_kit.similarity import default_metric_for
 
 # Two labels need two examples; a method may ask for more.
 MIN_EXAMPLES = 2
+# DTEs and MTEs whose numbers of examples differ by more than this factor are not compared like with like.
+SIZE_RATIO = 1.5
 
 
-def check_study(config: StudyConfig, registry: Registry, context: RunContext) -> None:
-    """Raise ConfigError listing every problem of the study's surrogate, metric and data; return when none."""
+def check_study(config: StudyConfig, registry: Registry, context: RunContext) -> list[str]:
+    """Raise ConfigError listing every problem of the study's surrogate, metric and data; else return warnings."""
     method = registry.build("method", config.space.method, config.space.options)
     problems = surrogate_problems(method, config.space.surrogate)
     problems += metric_problems(config, registry)
@@ -39,6 +44,26 @@ def check_study(config: StudyConfig, registry: Registry, context: RunContext) ->
         problems += source_problems(config.unlabeled, "[unlabeled]", registry, context, minimum, labelled=False)
     if problems:
         raise ConfigError(problems, config.path or None)
+    return size_warnings(config, method, registry, context)
+
+
+def size_warnings(config: StudyConfig, method: Any, registry: Registry, context: RunContext) -> list[str]:
+    """A warning when a size-dependent method makes DTEs and MTEs on very different numbers of examples."""
+    from fute_kit.pipeline import load_examples  # memoised: the sources loaded by the checks above
+
+    if not getattr(method, "size_dependent", False) or config.unlabeled is None or not config.models:
+        return []
+    u_size = len(load_examples(config.unlabeled, registry, context))
+    sizes = {ref.name: len(load_examples(ref, registry, context)) for ref in config.datasets}
+    apart = {name: n for name, n in sizes.items() if max(n, u_size) > SIZE_RATIO * min(n, u_size)}
+    if not apart:
+        return []
+    listed = ", ".join(f"{name} ({n})" for name, n in apart.items())
+    return [
+        f"the DTEs of {listed} and the MTEs (U: {u_size} texts) are made on different numbers of examples, and "
+        f"{config.space.method}'s embeddings change with that number (epochs x examples steps), not only with the "
+        f"task: give those datasets limit = {u_size}, or U limit = {max(apart.values())}, to compare like with like"
+    ]
 
 
 def surrogate_problems(method: Any, surrogate: str) -> list[str]:

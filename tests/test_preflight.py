@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import pytest
 from click.testing import CliRunner
-from toy_plugins import LABELS, TEXTS, ToyPlugin
+from toy_plugins import LABELS, TEXTS, LabelStats, ToyPlugin
 
 import fute_kit_hf
 from fute_kit import hookimpl
@@ -225,3 +225,48 @@ def test_misspelled_space_keys_stop_the_study_before_any_job(registry: Registry,
         "misspelling of it",
     ]
     assert STARTED == [] and not out.exists()
+
+
+@attrs.frozen
+class SizedLabelStats(LabelStats):
+    """label-stats declaring, as taskemb and tupate do, that its embeddings change with the number of examples."""
+
+    name = "label-stats-sized"
+    size_dependent = True
+
+
+class SizedPlugin:
+    @hookimpl
+    def register_methods(self, register: Any) -> None:
+        register(SizedLabelStats)
+
+
+def sized_study(tmp_path: Path, method: str, u_limit: int) -> tuple[int, str, Path]:
+    texts = [f"text number {i} is {'good' if i % 2 else 'bad'}" for i in range(40)]
+    labels = ["pos" if i % 2 else "neg" for i in range(40)]
+    body = f'\n[[datasets]]\nname = "forty"\nsource = "inline"\ntexts = {texts!r}\nlabels = {labels!r}\n'
+    body += f'\n[unlabeled]\nsource = "inline"\ntexts = {texts[:u_limit]!r}\n'
+    body += '\n[[models]]\nname = "kw"\nsource = "keyword"\nkeyword = "good"\n'
+    tmp_path.mkdir()
+    config = tmp_path / "study.toml"
+    config.write_text(SPACE.replace('"label-stats"', f'"{method}"') + body)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(config), "--out", str(out), "--no-progress"])
+    return result.exit_code, result.output, out
+
+
+def test_a_size_dependent_method_warns_of_dtes_and_mtes_of_different_sizes(
+    fute_registry: Callable[..., Registry], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fute_registry(ToyPlugin(), fute_kit_hf, RecordingPlugin(), SizedPlugin())
+    code, output, out = sized_study(tmp_path / "apart", "label-stats-sized", u_limit=10)
+    assert code == 0, output
+    expected = "the DTEs of forty (40) and the MTEs (U: 10 texts) are made on different numbers of examples"
+    assert (
+        expected in (out / "run.log").read_text() and "give those datasets limit = 10, or U limit = 40" in caplog.text
+    )
+    caplog.clear()
+    code, output, out = sized_study(tmp_path / "alike", "label-stats-sized", u_limit=30)  # within 1.5x: no warning
+    assert code == 0 and "different numbers of examples" not in (out / "run.log").read_text() + caplog.text
+    code, output, out = sized_study(tmp_path / "plain", "label-stats", u_limit=10)  # a method that does not declare it
+    assert code == 0 and "different numbers of examples" not in (out / "run.log").read_text() + caplog.text

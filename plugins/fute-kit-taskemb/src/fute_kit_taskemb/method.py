@@ -30,6 +30,7 @@ class TaskEmb(TrainingOptions):
     name: ClassVar[str] = "taskemb"
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"normalize": "component"})
     check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
+    size_dependent: ClassVar[bool] = True  # epochs x examples training steps: DTEs and MTEs of like sizes compare
 
     contrast: Literal["prior", "uniform", "none"] = option(
         "prior",

@@ -43,6 +43,7 @@ class TuPaTE(TrainingOptions):
     # share their start, so raw cosine saturates near 1: metric_for centres them (README, "What is embedded").
     default_metric: ClassVar[tuple[str, dict[str, Any]]] = ("cosine", {"pool": "mean"})
     check_surrogate = staticmethod(surrogate_problem)  # an unknown alias or folder: exit 2 before any job
+    size_dependent: ClassVar[bool] = True  # epochs x examples training steps: DTEs and MTEs of like sizes compare
 
     variant: Variant = option(
         "prompt",
