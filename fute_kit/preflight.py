@@ -29,7 +29,7 @@ from fute_kit.similarity import default_metric_for
 # Two labels need two examples; a method may ask for more.
 MIN_EXAMPLES = 2
 # DTEs and MTEs whose numbers of examples differ by more than this factor are not compared like with like (measured:
-# 4 times apart hurt prompt ranking, docs/results.md §7a; the demo's 160 against 100 is left alone).
+# 4 times apart hurt the Qwen prompt ranking, docs/results.md §7a, though not the demo's; 160 against 100 passes).
 SIZE_RATIO = 2.0
 
 
@@ -63,7 +63,8 @@ def size_warnings(config: StudyConfig, method: Any, registry: Registry, context:
     return [
         f"the DTEs of {listed} and the MTEs (U: {u_size} texts) are made on different numbers of examples, and "
         f"{config.space.method}'s embeddings change with that number (epochs x examples steps), not only with the "
-        f"task: give those datasets limit = {u_size}, or U limit = {max(apart.values())}, to compare like with like"
+        f"task: to compare like with like, give those datasets limit = {u_size}, or U limit = "
+        f"{max(apart.values())} (docs/configuration.md, 'DTEs and MTEs of like sizes')"
     ]
 
 

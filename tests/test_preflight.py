@@ -263,7 +263,8 @@ def test_a_size_dependent_method_warns_of_dtes_and_mtes_of_different_sizes(
     assert code == 0, output
     expected = "the DTEs of forty (40) and the MTEs (U: 10 texts) are made on different numbers of examples"
     assert (
-        expected in (out / "run.log").read_text() and "give those datasets limit = 10, or U limit = 40" in caplog.text
+        expected in (out / "run.log").read_text()
+        and "give those datasets limit = 10, or U limit = 40 (docs" in caplog.text
     )
     caplog.clear()
     code, output, out = sized_study(tmp_path / "alike", "label-stats-sized", u_limit=20)  # twice: no warning

@@ -1,4 +1,4 @@
-"""experiments/prompts_on_target.py: each dataset's study holds its DTE, its genre's prompts on its test inputs."""
+"""experiments/prompts_on_target.py and demo_dte_size.py: the studies they build, and what they refuse."""
 
 from __future__ import annotations
 
@@ -45,3 +45,13 @@ def test_a_dataset_without_prompts_of_its_genre_is_named(on_target: ModuleType, 
     args = on_target.parse_args(["--config", str(CONFIG), "--out", str(tmp_path), "--datasets", "convention-party"])
     with pytest.raises(SystemExit, match="no LLM entry of convention-party's genre"):
         on_target.target_study(args, seed=0, dataset="convention-party", classifiers={})
+
+
+def test_demo_dte_size_names_a_folder_that_is_not_a_finished_demo(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("demo_dte_size", EXPERIMENTS / "demo_dte_size.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "embeddings").mkdir()  # a store, but no prompt-accuracy.csv
+    with pytest.raises(SystemExit, match=r"not a finished demo folder .*prompt-accuracy\.csv"):
+        module.main(["--demo", str(tmp_path), "--out", str(tmp_path / "out")])
