@@ -19,7 +19,7 @@ bootstrap intervals are over targets x seeds.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +242,9 @@ def evaluate_study(
     where = str(StudyFolder(out_dir).similarity_csv)
     notes = []
     if skip_absent_targets:
-        table, absent = _present_targets(table, list(study.similarity.labels))
+        present = _embedded(table, list(study.similarity.labels))
+        absent = [name for name in table if name not in present]
+        table = {name: rows for name, rows in table.items() if name in present}
         if not table:
             raise DataError(f"no target of {truth_file} is embedded in {where} (absent: {', '.join(absent)})")
         notes += [f"{name}: skipped, not embedded in this study" for name in absent]
@@ -291,18 +293,16 @@ class _Baselines:
     on_target: dict[str, dict[str, dict[str, float]]]  # target -> NAME@target -> candidate -> score
 
 
-def _present_targets(
-    table: Mapping[str, Mapping[str, float]], labels: list[str]
-) -> tuple[dict[str, dict[str, float]], list[str]]:
-    """The truth's targets that name an embedding of the study, and the names of the others."""
-    present, absent = {}, []
-    for name, rows in table.items():
+def _embedded(names: Iterable[str], labels: list[str]) -> set[str]:
+    """The names (targets of a truth or label-free file) that name an embedding of the study."""
+    found = set()
+    for name in names:
         try:
             resolve_label(name, labels)
-            present[name] = dict(rows)
+            found.add(name)
         except UnknownSubjectError:
-            absent.append(name)
-    return present, absent
+            pass
+    return found
 
 
 def _target_label_free(
@@ -314,7 +314,7 @@ def _target_label_free(
     found: dict[str, dict[str, dict[str, float]]] = {}
     rows = list(read_label_free(path))
     if skip_absent:
-        present, _ = _present_targets({t: {} for t, _, _, _ in rows}, labels)
+        present = _embedded({row[0] for row in rows}, labels)
         rows = [row for row in rows if row[0] in present]
     for target, candidate, baseline, score in rows:
         t = resolve_label(target, labels, f"target of {path}", where)

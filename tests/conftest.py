@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from toy_plugins import LABELS, TEXTS, ToyPlugin
 
 os.environ.setdefault("FUTE_KIT_NO_PROGRESS", "1")
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+
+
+@pytest.fixture(scope="session")
+def load_experiment() -> Callable[[str], ModuleType]:
+    """An ``experiments/NAME.py`` script as a module (its folder on sys.path: the scripts import one another)."""
+
+    def load(name: str) -> ModuleType:
+        if str(EXPERIMENTS) not in sys.path:
+            sys.path.insert(0, str(EXPERIMENTS))
+        spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -18,14 +16,8 @@ from fute_kit.testing import make_registry
 
 
 @pytest.fixture(scope="module")
-def m2d() -> ModuleType:
-    path = Path(__file__).parents[1] / "experiments" / "model_to_dataset.py"
-    spec = importlib.util.spec_from_file_location("model_to_dataset", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def m2d(load_experiment: Callable[[str], ModuleType]) -> ModuleType:
+    return load_experiment("model_to_dataset")
 
 
 def test_shuffled_labels_keep_texts_classes_and_balance_but_not_the_pairing(m2d: ModuleType) -> None:

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-EXPERIMENTS = Path(__file__).parents[1] / "experiments"
-
 
 @pytest.fixture(scope="module")
-def table() -> ModuleType:
-    sys.path.insert(0, str(EXPERIMENTS))  # it imports transfer_ranking from beside it
-    spec = importlib.util.spec_from_file_location("prompt_selection_table", EXPERIMENTS / "prompt_selection_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def table(load_experiment: Callable[[str], ModuleType]) -> ModuleType:
+    return load_experiment("prompt_selection_table")
 
 
 def evaluation(spearman: dict[str, dict[str, float]]) -> dict[str, Any]:

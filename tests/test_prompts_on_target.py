@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -12,18 +11,12 @@ import pytest
 from fute_kit.config import parse_config
 from fute_kit.registry import get_registry
 
-EXPERIMENTS = Path(__file__).parents[1] / "experiments"
 CONFIG = Path(__file__).parents[1] / "docs" / "examples" / "prompt-pools-qwen.toml"
 
 
 @pytest.fixture(scope="module")
-def on_target() -> ModuleType:
-    sys.path.insert(0, str(EXPERIMENTS))
-    spec = importlib.util.spec_from_file_location("prompts_on_target", EXPERIMENTS / "prompts_on_target.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def on_target(load_experiment: Callable[[str], ModuleType]) -> ModuleType:
+    return load_experiment("prompts_on_target")
 
 
 def test_a_target_study_narrows_the_pool_study_to_one_dataset(on_target: ModuleType, tmp_path: Path) -> None:
@@ -47,11 +40,10 @@ def test_a_dataset_without_prompts_of_its_genre_is_named(on_target: ModuleType, 
         on_target.target_study(args, seed=0, dataset="convention-party", classifiers={})
 
 
-def test_demo_dte_size_names_a_folder_that_is_not_a_finished_demo(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("demo_dte_size", EXPERIMENTS / "demo_dte_size.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_demo_dte_size_names_a_folder_that_is_not_a_finished_demo(
+    load_experiment: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    module = load_experiment("demo_dte_size")
     (tmp_path / "embeddings").mkdir()  # a store, but no prompt-accuracy.csv
     with pytest.raises(SystemExit, match=r"not a finished demo folder .*prompt-accuracy\.csv"):
         module.main(["--demo", str(tmp_path), "--out", str(tmp_path / "out")])
